@@ -1,0 +1,66 @@
+# convgen: build, test and example targets. `make help` lists them.
+
+CC       ?= cc
+CFLAGS   ?= -O2 -g
+WARN      = -std=c99 -Wall -Wextra -pedantic
+MULTIARCH = $(shell $(CC) -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
+TCC_LIB_PATH = /usr/lib/$(MULTIARCH)/tcc
+# Recursive (=) so pkg-config runs only when a recipe needs it, after `make deps`.
+LUA_CFLAGS = $(shell pkg-config --cflags lua5.4)
+LUA_LIBS   = $(shell pkg-config --libs lua5.4)
+CMOCKA_LIBS = $(shell pkg-config --libs cmocka)
+DKJSON    = /usr/share/lua/5.4/dkjson.lua
+
+CPPFLAGS_ALL = -Iinclude -Iruntime -Igen -D_POSIX_C_SOURCE=200809L \
+               -DCONVGEN_TCC_LIB_PATH='"$(TCC_LIB_PATH)"'
+
+LUA_MODULES = $(wildcard gen/convgen/*.lua)
+TEMPLATES   = $(wildcard templates/*.in)
+RUNTIME_OBJ = build/npy.o build/fileio.o build/jit.o
+HOST_OBJ    = build/host.o build/embedded.o $(RUNTIME_OBJ)
+HOST_LIBS   = $(LUA_LIBS) -l:libtcc.a -ldl -lpthread -lm
+
+.PHONY: all deps check-deps example test clean help lint
+
+all: bin/convgen
+
+help:
+	@echo "make deps      install the Debian packages convgen needs (apt-get)"
+	@echo "make           build bin/convgen"
+	@echo "make example   generate, compile and run the bundled SeparableConv2D example"
+	@echo "make test      build and run every test"
+	@echo "make lint      luacheck the generator (needs lua-check)"
+	@echo "make clean     remove build/ and bin/"
+
+deps:
+	@tools/deps.sh --install
+
+check-deps:
+	@tools/deps.sh
+
+build/.dir:
+	@mkdir -p build bin build/tests
+	@touch $@
+
+build/embedded.c: tools/embed.lua $(LUA_MODULES) $(TEMPLATES) | check-deps build/.dir
+	lua5.4 tools/embed.lua $@ dkjson=$(DKJSON) \
+	  $(foreach m,$(LUA_MODULES),convgen.$(basename $(notdir $(m)))=$(m)) \
+	  $(foreach t,$(TEMPLATES),$(t)=$(t))
+
+build/%.o: runtime/%.c $(wildcard runtime/*.h include/*.h) | check-deps build/.dir
+	$(CC) $(WARN) $(CFLAGS) $(CPPFLAGS_ALL) -c $< -o $@
+
+build/%.o: gen/%.c gen/host.h | check-deps build/.dir
+	$(CC) $(WARN) $(CFLAGS) $(CPPFLAGS_ALL) $(LUA_CFLAGS) -c $< -o $@
+
+build/embedded.o: build/embedded.c gen/host.h
+	$(CC) $(WARN) $(CFLAGS) $(CPPFLAGS_ALL) $(LUA_CFLAGS) -c $< -o $@
+
+bin/convgen: build/main.o $(HOST_OBJ)
+	$(CC) $(CFLAGS) -o $@ $^ $(HOST_LIBS)
+
+clean:
+	rm -rf build bin
+
+include tests/tests.mk
+include examples/examples.mk

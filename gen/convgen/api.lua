@@ -1,0 +1,101 @@
+-- api.lua: the generator's entry points, shared by the command line, the
+-- tests and the library: spec -> IR -> plan -> C.
+local diag_mod = require("convgen.diag")
+local emit = require("convgen.emit")
+local frontend_json = require("convgen.frontend_json")
+local frontend_lua = require("convgen.frontend_lua")
+local keras = require("convgen.keras")
+local native = require("convgen.native")
+local planner = require("convgen.planner")
+local weights = require("convgen.weights")
+
+local M = {}
+
+local format = string.format
+
+-- Picks the front-end by extension, or by the first character for other names.
+local function frontend_for(path, text)
+  if path:match("%.json$") then return frontend_json end
+  if path:match("%.lua$") then return frontend_lua end
+  if text:match("^%s*{") then return frontend_json end
+  return frontend_lua
+end
+
+-- A C identifier made from s.
+local function identifier(s)
+  s = s:gsub("[^%w_]", "_")
+  if s:match("^%d") or s == "" then s = "layer_" .. s end
+  return s
+end
+M.identifier = identifier
+
+-- Loads and validates a spec. opts: spec (path), spec_text (optional: the text,
+-- with spec as its label), input_shape (list), keras_version.
+-- Returns ir, diag; throws a diag failure on bad input.
+function M.load_spec(opts)
+  local file = opts.spec or "<spec>"
+  local diag = diag_mod.new(file)
+  local text = opts.spec_text
+  if not text then
+    local err
+    text, err = native.read_file(file)
+    if not text then diag:fail("cannot read spec: " .. err) end
+  end
+  local desc = frontend_for(file, text).parse(text, diag)
+  diag:check()
+  if opts.input_shape then
+    desc.input_shape, desc.input_shape_field = opts.input_shape, "--input-shape"
+  end
+  local ir = keras.lower(desc, diag, { keras_version = opts.keras_version })
+  diag:check()
+  return ir, diag
+end
+
+-- Loads weights for ir from opts.weights_dir (nil when none was given).
+function M.load_weights(ir, opts, diag)
+  if not opts.weights_dir then return nil end
+  local tensors = weights.load(ir, opts.weights_dir, diag)
+  diag:check()
+  return tensors
+end
+
+-- Generates C. opts: the load_spec options plus weights_dir, weights_at_runtime,
+-- name, c_file, h_file, command, target, unroll, standalone.
+-- Returns { c, h, ir, plan, diag, name, tensors }; throws a diag failure on bad input.
+function M.generate(opts)
+  local ir, diag = M.load_spec(opts)
+  local tensors = M.load_weights(ir, opts, diag)
+  if not tensors and not opts.weights_at_runtime then
+    diag:fail("no weights: give -w DIR, or --weights-at-runtime", "-w")
+  end
+  local plan, err, field = planner.plan(ir, { target = opts.target, unroll = opts.unroll })
+  if not plan then diag:fail(err, field) end
+  local stem = opts.c_file and opts.c_file:match("([^/]*)%.c$")
+  local name = opts.name or identifier(stem or ir.name or "layer")
+  local c_file = opts.c_file or (name .. ".c")
+  local h_file = opts.h_file or (c_file:gsub("%.c$", "") .. ".h")
+  local c, h = emit.emit(ir, plan, tensors, {
+    name = name, c_file = c_file:match("[^/]*$"), h_file = h_file,
+    spec = opts.spec, weights_dir = opts.weights_dir, command = opts.command,
+    weights_at_runtime = opts.weights_at_runtime, plan = plan, standalone = opts.standalone,
+  })
+  return { c = c, h = h, ir = ir, plan = plan, diag = diag, name = name,
+           tensors = tensors, h_file = h_file, c_file = c_file }
+end
+
+-- For C callers: generate from spec text with weights as an argument.
+-- Returns C source, header, function name; raises a plain message on bad input.
+function M.generate_text(spec_text, label, name, weights_dir, weights_at_runtime, unroll, keras_version)
+  local ok, result = pcall(M.generate, {
+    spec = label, spec_text = spec_text, name = name, weights_dir = weights_dir,
+    weights_at_runtime = weights_at_runtime, unroll = unroll, keras_version = keras_version,
+    command = "convgen (library)", standalone = true,
+  })
+  if not ok then
+    local d = diag_mod.failure_of(result)
+    error(d and d:format() or result, 0)
+  end
+  return result.c, result.h, result.name
+end
+
+return M

@@ -1,0 +1,331 @@
+-- cli.lua: the convgen command line. Exit status 0 on success, 1 for bad
+-- input (a message naming the file and field), 2 for bad usage.
+local api = require("convgen.api")
+local diag_mod = require("convgen.diag")
+local emit = require("convgen.emit")
+local frontend_json = require("convgen.frontend_json")
+local native = require("convgen.native")
+local weights_mod = require("convgen.weights")
+
+local M = {}
+
+local format, concat = string.format, table.concat
+local stdout, stderr = io.stdout, io.stderr
+
+local USAGE = {
+  main = [[
+usage: convgen <command> [options]
+
+Generates shape-specialized C for Keras convolution layers (Conv1D, Conv2D,
+DepthwiseConv1D, DepthwiseConv2D, SeparableConv1D, SeparableConv2D).
+
+commands:
+  generate SPEC -w DIR -o layer.c   write C99 source and header for a layer
+  check SPEC [-w DIR]               validate and print shapes, pads, FLOPs, sizes
+  run SPEC -w DIR -i IN.npy -o OUT.npy
+                                    compile in-process with libtcc and run
+  help COMMAND                      the options of a command
+
+SPEC is a Keras layer JSON (keras.layers.serialize) or a Lua spec (.lua).
+`convgen COMMAND --help` lists each command's options; `convgen --version`.
+]],
+  generate = [[
+usage: convgen generate SPEC [-w DIR | --weights-at-runtime] [-o FILE.c] [options]
+
+Writes a C99 source (and its header, beside it) with one function
+  void NAME(const float *input, float *output, int batch)
+holding the layer's weights as static const arrays.
+
+options:
+  -w, --weights DIR        .npy files named as Keras names the weights
+                           (kernel, bias, depthwise_kernel, pointwise_kernel)
+  --weights-at-runtime     take the weights as an extra argument instead:
+                           NAME(input, output, batch, const float *const weights[])
+  -o, --output FILE.c      output source (default: standard output, no header)
+  --header FILE.h          header path (default: FILE.c with .h)
+  --name NAME              function name (default: the output file's stem)
+  --input-shape DIMS       input shape, e.g. 1,32,32,3 (overrides build_config)
+  --keras-version 2|3      semantics where Keras versions differ (default 3:
+                           hard_sigmoid is relu6(x + 3) / 6; 2: 0.2 x + 0.5)
+  --unroll default|full    full: every loop unrolled with weights as literals,
+                           for tiny layers only (at most 65536 multiply-adds)
+  --target scalar          code target (default scalar: portable C99)
+]],
+  check = [[
+usage: convgen check SPEC [-w DIR] [--input-shape DIMS] [--keras-version 2|3] [--unroll MODE]
+
+Validates a spec (and its weights with -w) and prints the input and output
+shapes, explicit pads, FLOPs, weight bytes and generated code size.
+]],
+  run = [[
+usage: convgen run SPEC -w DIR -i INPUT.npy -o OUTPUT.npy [options]
+
+Generates the layer, compiles it in-process with libtcc, runs it on the
+input (shape [batch, ...] or one item without the batch axis) and writes a
+float32 .npy of the output, batch axis included.
+
+options:
+  -w, --weights DIR        weights directory (see convgen generate --help)
+  -i, --input FILE.npy     input, float32 or float64
+  -o, --output FILE.npy    where to write the output
+  --input-shape DIMS, --keras-version 2|3    as for generate
+]],
+}
+
+-- Options per command: flag -> { key, takes_value }
+local OPTIONS = {
+  generate = {
+    ["-w"] = { "weights_dir", true }, ["--weights"] = { "weights_dir", true },
+    ["--weights-at-runtime"] = { "weights_at_runtime", false },
+    ["-o"] = { "c_file", true }, ["--output"] = { "c_file", true },
+    ["--header"] = { "h_file", true }, ["--name"] = { "name", true },
+    ["--input-shape"] = { "input_shape", true }, ["--keras-version"] = { "keras_version", true },
+    ["--unroll"] = { "unroll", true }, ["--target"] = { "target", true },
+  },
+  check = {
+    ["-w"] = { "weights_dir", true }, ["--weights"] = { "weights_dir", true },
+    ["--input-shape"] = { "input_shape", true }, ["--keras-version"] = { "keras_version", true },
+    ["--unroll"] = { "unroll", true }, ["--target"] = { "target", true },
+  },
+  run = {
+    ["-w"] = { "weights_dir", true }, ["--weights"] = { "weights_dir", true },
+    ["-i"] = { "input", true }, ["--input"] = { "input", true },
+    ["-o"] = { "output", true }, ["--output"] = { "output", true },
+    ["--input-shape"] = { "input_shape", true }, ["--keras-version"] = { "keras_version", true },
+  },
+}
+
+-- A usage error: exit status 2.
+local UsageError = {}
+local function usage_error(command, message)
+  error(setmetatable({ command = command, message = message }, UsageError), 0)
+end
+
+-- "1,32,32,3" or "None,32,32,3" -> list (null for an unknown batch)
+local function parse_shape(command, text)
+  local out = {}
+  for item in (text .. ","):gmatch("([^,]*),") do
+    item = item:match("^%s*(.-)%s*$")
+    if item == "None" or item == "?" or item == "null" or item == "-1" then
+      out[#out + 1] = frontend_json.NULL
+    elseif item:match("^%d+$") then
+      out[#out + 1] = math.tointeger(tonumber(item))
+    else
+      usage_error(command, format("--input-shape expects comma-separated sizes like 1,32,32,3, got '%s'", text))
+    end
+  end
+  return out
+end
+
+local function parse_args(command, argv, first)
+  local opts, positional = {}, {}
+  local table_ = OPTIONS[command]
+  local i = first
+  while i <= #argv do
+    local a = argv[i]
+    if a == "-h" or a == "--help" then
+      opts.help = true
+    elseif a:sub(1, 1) == "-" and a ~= "-" then
+      local flag, inline = a:match("^(%-%-[^=]+)=(.*)$")
+      flag = flag or a
+      local spec = table_[flag]
+      if not spec then usage_error(command, format("unknown option %s", a)) end
+      if spec[2] then
+        local v = inline
+        if v == nil then
+          i = i + 1
+          v = argv[i]
+        end
+        if v == nil then usage_error(command, format("%s needs a value", flag)) end
+        opts[spec[1]] = v
+      else
+        opts[spec[1]] = true
+      end
+    else
+      positional[#positional + 1] = a
+    end
+    i = i + 1
+  end
+  if opts.help then return opts, positional end
+  if #positional ~= 1 then
+    usage_error(command, #positional == 0 and "missing SPEC" or format("unexpected argument %s", positional[2]))
+  end
+  opts.spec = positional[1]
+  if opts.input_shape then opts.input_shape = parse_shape(command, opts.input_shape) end
+  if opts.keras_version then
+    local v = math.tointeger(tonumber(opts.keras_version))
+    if v ~= 2 and v ~= 3 then usage_error(command, "--keras-version must be 2 or 3") end
+    opts.keras_version = v
+  end
+  if opts.name and not opts.name:match("^[%a_][%w_]*$") then
+    usage_error(command, format("--name must be a C identifier, got '%s'", opts.name))
+  end
+  return opts, positional
+end
+
+local function command_line(argv)
+  local parts = { "convgen" }
+  for i = 1, #argv do
+    local a = argv[i]
+    if a:match("[^%w%-_./=,:+]") then a = "'" .. a:gsub("'", "'\\''") .. "'" end
+    parts[#parts + 1] = a
+  end
+  return concat(parts, " ")
+end
+
+------------------------------------------------------------------------------
+-- Commands
+------------------------------------------------------------------------------
+
+local commands = {}
+
+-- generate: spec -> .c and .h
+function commands.generate(opts, argv)
+  if opts.c_file and not opts.c_file:match("%.c$") then
+    usage_error("generate", "-o must name a .c file")
+  end
+  opts.command = command_line(argv)
+  local result = api.generate(opts)
+  if not opts.c_file then
+    stdout:write(result.c)
+    return result.diag
+  end
+  local ok, err = native.write_file(result.h_file, result.h)
+  if not ok then result.diag:error_in(result.h_file, "cannot write output: " .. err, "--header") end
+  result.diag:check()
+  ok, err = native.write_file(opts.c_file, result.c)
+  if not ok then
+    os.remove(result.h_file)
+    result.diag:error_in(opts.c_file, "cannot write output: " .. err, "-o")
+  end
+  result.diag:check()
+  return result.diag
+end
+
+-- check: validate and report
+function commands.check(opts)
+  opts.weights_at_runtime = not opts.weights_dir
+  local result = api.generate(opts)
+  local ir = result.ir
+  local function shape(s) return "[batch, " .. concat(s, ", ") .. "]" end
+  local lines = {}
+  local function row(k, v) lines[#lines + 1] = format("%-11s %s", k, v) end
+  row("spec", opts.spec)
+  row("layer", format("%s \"%s\"", ir.class_name, ir.name or result.name))
+  row("input", shape(ir.input_shape) .. " " .. ir.data_format)
+  row("output", shape(ir.output_shape))
+  local k = ir.rank == 1 and tostring(ir.k_w) or ir.k_h .. "x" .. ir.k_w
+  local s = ir.rank == 1 and tostring(ir.s_w) or ir.s_h .. "x" .. ir.s_w
+  local d = ir.rank == 1 and tostring(ir.d_w) or ir.d_h .. "x" .. ir.d_w
+  local extra = ir.op == "conv" and (ir.groups > 1 and ", groups " .. ir.groups or "")
+    or ", depth_multiplier " .. ir.depth_multiplier
+  row("kernel", format("%s, strides %s, dilation %s%s", k, s, d, extra))
+  if ir.rank == 1 then
+    row("padding", format("%s: left %d, right %d", ir.padding, ir.pad_left, ir.pad_right))
+  else
+    row("padding", format("%s: top %d, bottom %d, left %d, right %d",
+      ir.padding, ir.pad_top, ir.pad_bottom, ir.pad_left, ir.pad_right))
+  end
+  row("activation", format("%s, bias %s", ir.activation, ir.use_bias and "yes" or "no"))
+  row("FLOPs", format("%d per batch item (%d multiply-adds)", 2 * ir.macs, ir.macs))
+  local total, parts = 0, {}
+  for _, w in ipairs(ir.weights) do
+    local n = 1
+    for _, v in ipairs(w.shape) do n = n * v end
+    total = total + n
+    parts[#parts + 1] = w.name .. " " .. weights_mod.show_shape(w.shape)
+  end
+  row("weights", format("%d bytes (%d floats): %s", 4 * total, total, concat(parts, ", ")))
+  row("code", format("%d bytes of C + %d bytes of header (%s)", #result.c, #result.h,
+    opts.weights_dir and "weights baked in" or "weights as an argument; give -w to bake them"))
+  stdout:write(concat(lines, "\n"), "\n")
+  return result.diag
+end
+
+-- run: generate, compile with libtcc, run on an input .npy
+function commands.run(opts)
+  if not opts.weights_dir then usage_error("run", "missing -w DIR") end
+  if not opts.input then usage_error("run", "missing -i INPUT.npy") end
+  if not opts.output then usage_error("run", "missing -o OUTPUT.npy") end
+  opts.weights_at_runtime, opts.standalone = true, true
+  local result = api.generate(opts)
+  local ir, diag = result.ir, result.diag
+  local input, err = native.read_npy(opts.input)
+  if not input then diag:error_in(opts.input, err, "-i") ; diag:check() end
+  local got, want = input:shape(), ir.input_shape
+  local batched = #got == #want + 1
+  local match = batched or #got == #want
+  local off = batched and 1 or 0
+  for i = 1, #want do match = match and got[i + off] == want[i] end
+  if not match then
+    diag:error_in(opts.input, format("input shape %s does not match the layer: expected (batch, %s)",
+      weights_mod.show_shape(got), concat(want, ", ")), "-i")
+    diag:check()
+  end
+  local batch = batched and got[1] or 1
+  local out_shape = { batch, table.unpack(ir.output_shape) }
+  if not batched then input = input:reshaped({ 1, table.unpack(want) }) end
+  local output
+  output, err = native.jit_run(result.c, result.name, input, out_shape, result.tensors)
+  if not output then diag:fail(err, "run") end
+  local ok
+  ok, err = native.write_npy(opts.output, output)
+  if not ok then diag:error_in(opts.output, "cannot write output: " .. err, "-o") end
+  diag:check()
+  return diag
+end
+
+------------------------------------------------------------------------------
+-- Entry point
+------------------------------------------------------------------------------
+
+-- Runs the command line; returns the exit status.
+function M.main(argv)
+  local command = argv[1]
+  if command == nil or command == "-h" or command == "--help" then
+    stdout:write(USAGE.main)
+    return command and 0 or 2
+  end
+  if command == "--version" or command == "version" then
+    stdout:write("convgen ", emit.VERSION, "\n")
+    return 0
+  end
+  if command == "help" then
+    local topic = argv[2] and USAGE[argv[2]] or USAGE.main
+    stdout:write(topic)
+    return 0
+  end
+  if not commands[command] then
+    stderr:write(format("convgen: error: unknown command '%s' (try convgen --help)\n", command))
+    return 2
+  end
+  local ok, result = xpcall(function()
+    local opts = parse_args(command, argv, 2)
+    if opts.help then
+      stdout:write(USAGE[command])
+      return nil
+    end
+    return commands[command](opts, argv)
+  end, function(err)
+    -- Bad input and bad usage travel as tables; anything else is a bug: keep where.
+    if type(err) == "table" then return err end
+    return debug.traceback(tostring(err), 2)
+  end)
+  if ok then
+    if result and #result.warnings > 0 then stderr:write(result:format(), "\n") end
+    return 0
+  end
+  if getmetatable(result) == UsageError then
+    stderr:write(format("convgen %s: error: %s (see convgen %s --help)\n", result.command, result.message, result.command))
+    return 2
+  end
+  local d = diag_mod.failure_of(result)
+  if d then
+    stderr:write(d:format(), "\n")
+    return 1
+  end
+  stderr:write("convgen: internal error (please report): ", tostring(result), "\n")
+  return 3
+end
+
+return M

@@ -1,0 +1,69 @@
+-- diag.lua: diagnostics, collected so a user sees every problem at once.
+-- Messages read `convgen: <file>: error: <what> (<field>)`.
+local M = {}
+
+local format, concat, insert = string.format, table.concat, table.insert
+
+local Diag = {}
+Diag.__index = Diag
+
+-- A failure thrown with M.raise carries its collector; anything else is a bug.
+local FAILURE = {}
+
+-- Starts collecting diagnostics about `file` (a path or a label like "<spec>").
+function M.new(file)
+  return setmetatable({ file = file, errors = {}, warnings = {} }, Diag)
+end
+
+-- Records an error; `field` names the offending field or option (may be nil).
+function Diag:error(message, field)
+  insert(self.errors, { message = message, field = field, file = self.file })
+end
+
+-- Records a warning: the output is still produced.
+function Diag:warn(message, field)
+  insert(self.warnings, { message = message, field = field, file = self.file })
+end
+
+-- Records an error about another file (a weights file, an input).
+function Diag:error_in(file, message, field)
+  insert(self.errors, { message = message, field = field, file = file })
+end
+
+-- True when no error was recorded.
+function Diag:ok()
+  return #self.errors == 0
+end
+
+-- Throws the collected errors if there are any.
+function Diag:check()
+  if #self.errors > 0 then error({ [FAILURE] = true, diag = self }, 0) end
+end
+
+-- Records one error and throws at once.
+function Diag:fail(message, field)
+  self:error(message, field)
+  self:check()
+end
+
+local function line(kind, d)
+  local s = format("convgen: %s: %s: %s", d.file or "<input>", kind, d.message)
+  if d.field then s = s .. " (" .. d.field .. ")" end
+  return s
+end
+
+-- All diagnostics as text, warnings first, one per line.
+function Diag:format()
+  local out = {}
+  for _, w in ipairs(self.warnings) do out[#out + 1] = line("warning", w) end
+  for _, e in ipairs(self.errors) do out[#out + 1] = line("error", e) end
+  return concat(out, "\n")
+end
+
+-- The collector carried by a thrown failure, or nil for any other error value.
+function M.failure_of(err)
+  if type(err) == "table" and err[FAILURE] then return err.diag end
+  return nil
+end
+
+return M

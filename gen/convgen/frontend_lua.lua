@@ -1,0 +1,96 @@
+-- frontend_lua.lua: hand-written layer specs in Lua, run in a sandbox.
+--
+--   return SeparableConv2D {
+--     input_shape = { 32, 32, 3 },        -- without the batch
+--     filters = 16, kernel_size = 3, padding = "same", activation = "relu",
+--   }
+--
+-- Field names are Keras's own. A spec is code, so it runs with no io, os,
+-- require, load, dofile or string.dump, in text mode only (no bytecode), with
+-- a bounded number of instructions and bounded memory.
+local native = require("convgen.native")
+
+local M = {}
+
+local format, type, pairs = string.format, type, pairs
+
+M.INSTRUCTION_LIMIT = 10000000
+M.MEMORY_LIMIT = 64 * 1024 * 1024
+
+local LAYER_CLASSES = {
+  "Conv1D", "Conv2D", "DepthwiseConv1D", "DepthwiseConv2D", "SeparableConv1D", "SeparableConv2D",
+}
+
+-- Copies the named fields of a library table.
+local function pick(lib, names)
+  local t = {}
+  for _, n in ipairs(names) do t[n] = lib[n] end
+  return t
+end
+
+local function sandbox()
+  local env = {
+    assert = assert, error = error, ipairs = ipairs, next = next, pairs = pairs,
+    select = select, tonumber = tonumber, tostring = tostring, type = type,
+    math = pick(math, { "abs", "ceil", "floor", "huge", "max", "maxinteger", "min",
+                        "mininteger", "pi", "sqrt", "tointeger", "type" }),
+    -- No pattern matching: a pathological pattern runs inside C, out of the hook's reach.
+    string = pick(string, { "byte", "char", "format", "len", "lower", "rep", "reverse", "sub", "upper" }),
+    table = pick(table, { "concat", "insert", "remove", "sort", "unpack" }),
+  }
+  for _, class in ipairs(LAYER_CLASSES) do
+    env[class] = function(config)
+      if type(config) ~= "table" then error(class .. " expects a table of fields", 2) end
+      return { class_name = class, config = config }
+    end
+  end
+  return env
+end
+
+-- Runs `text` (the contents of diag.file); records errors in diag.
+function M.parse(text, diag)
+  local chunk, err = load(text, "=" .. diag.file, "t", sandbox())
+  if not chunk then
+    diag:error(format("Lua syntax error: %s", err), "lua")
+    return nil
+  end
+  local instructions = 0
+  debug.sethook(function()
+    instructions = instructions + 1000
+    if instructions > M.INSTRUCTION_LIMIT then
+      error(format("spec ran for more than %d instructions", M.INSTRUCTION_LIMIT), 0)
+    end
+  end, "", 1000)
+  native.set_memory_limit(M.MEMORY_LIMIT)
+  local ok, result = pcall(chunk)
+  native.set_memory_limit(nil)
+  debug.sethook()
+  if not ok then
+    local msg = tostring(result)
+    if msg == "not enough memory" then
+      msg = format("spec used more than %d MiB of memory", M.MEMORY_LIMIT // (1024 * 1024))
+    end
+    diag:error(format("Lua spec failed: %s", msg), "lua")
+    return nil
+  end
+  if type(result) ~= "table" then
+    diag:error("a Lua spec must return a layer, e.g. `return Conv2D { ... }`", "lua")
+    return nil
+  end
+  local config = result.config
+  if type(config) ~= "table" then
+    diag:error("the returned table has no config; use a constructor like Conv2D { ... }", "config")
+    return nil
+  end
+  -- Copy, so the sandbox's tables never reach the rest of the generator.
+  local copy = {}
+  for k, v in pairs(config) do copy[k] = v end
+  local desc = { class_name = result.class_name, config = copy }
+  if copy.input_shape ~= nil then
+    desc.input_shape, desc.input_shape_field = copy.input_shape, "input_shape"
+    copy.input_shape = nil
+  end
+  return desc
+end
+
+return M

@@ -1,0 +1,122 @@
+-- planner.lua: every performance and code-shape decision for one layer.
+-- Input: the IR and the options (target, unroll). Output: a plan the emitter
+-- only has to print: memory strides, the interior/border split, the register
+-- tiles, which taps are unrolled, and what the code will cost.
+local shapes = require("convgen.shapes")
+local activations = require("convgen.activations")
+
+local M = {}
+
+local format, min = string.format, math.min
+
+M.TARGETS = { scalar = true }
+
+-- Accumulators per tile (a register tile); scalar code keeps them in locals.
+local TILE = { conv = 8, depthwise = 8, pointwise = 8 }
+-- Unrolled multiply-adds allowed in one pixel function before taps become a loop.
+local UNROLL_BUDGET = 2048
+-- --unroll full: the hard cap on multiply-adds written out one by one.
+M.FULL_UNROLL_MAX_MACS = 65536
+
+-- Splits n channels into tiles of at most `width`: full tiles, then one remainder.
+local function tiles(n, width)
+  local t = {}
+  local full = n // width
+  if full > 0 then t[#t + 1] = { first = 0, count = full, width = width } end
+  if n % width > 0 then t[#t + 1] = { first = full * width, count = 1, width = n % width } end
+  return t
+end
+
+-- Element strides of the (h, w, c) axes of a tensor in the layer's data format.
+local function strides(channels_first, h, w, c)
+  if channels_first then return { h = w, w = 1, c = h * w } end
+  return { h = w * c, w = c, c = 1 }
+end
+
+-- Output positions along one axis whose taps are clipped by padding.
+local function borders(out, s, d, k, pad, n, lo, hi)
+  local list = {}
+  for o = 0, out - 1 do
+    if o < lo or o >= hi then
+      local first, last = shapes.tap_range(o, s, d, k, pad, n)
+      list[#list + 1] = { o = o, first = first, last = last, before = o < lo }
+    end
+  end
+  return list
+end
+
+-- Plans a layer. options: target ("scalar"), unroll ("default" or "full").
+-- Returns the plan, or nil and a message naming the problem.
+function M.plan(ir, options)
+  local target = options.target or "scalar"
+  if not M.TARGETS[target] then
+    return nil, format("unknown target '%s'", target), "--target"
+  end
+  local p = { target = target, unroll = options.unroll or "default" }
+  p.act = activations.get(ir.activation, ir.keras_version)
+  p.in_stride = strides(ir.channels_first, ir.in_h, ir.in_w, ir.in_c)
+  p.out_stride = strides(ir.channels_first, ir.out_h, ir.out_w, ir.out_c)
+  p.in_size = ir.in_h * ir.in_w * ir.in_c
+  p.out_size = ir.out_h * ir.out_w * ir.out_c
+  if ir.activation ~= "linear" and p.act.axis_pass then
+    -- Keras applies softmax to the last axis of the output tensor.
+    local last = ir.channels_first and ir.out_w or ir.out_c
+    p.axis_pass = { kind = p.act.axis_pass, length = last, count = p.out_size // last }
+  end
+
+  if p.unroll == "full" then
+    if ir.macs > M.FULL_UNROLL_MAX_MACS then
+      return nil, format("--unroll full is limited to %d multiply-adds per batch item; this layer has %d",
+        M.FULL_UNROLL_MAX_MACS, ir.macs), "--unroll"
+    end
+    return p
+  elseif p.unroll ~= "default" then
+    return nil, format("unknown unroll mode '%s'; expected default or full", p.unroll), "--unroll"
+  end
+
+  -- Interior: output rows and columns that read no padding.
+  p.h_lo, p.h_hi = shapes.interior(ir.out_h, ir.s_h, ir.d_h, ir.k_h, ir.pad_top, ir.in_h)
+  p.w_lo, p.w_hi = shapes.interior(ir.out_w, ir.s_w, ir.d_w, ir.k_w, ir.pad_left, ir.in_w)
+  p.border_rows = borders(ir.out_h, ir.s_h, ir.d_h, ir.k_h, ir.pad_top, ir.in_h, p.h_lo, p.h_hi)
+  p.border_cols = borders(ir.out_w, ir.s_w, ir.d_w, ir.k_w, ir.pad_left, ir.in_w, p.w_lo, p.w_hi)
+
+  -- Taps of the interior, with their offsets from tap (0, 0).
+  p.taps = {}
+  for kh = 0, ir.k_h - 1 do
+    for kw = 0, ir.k_w - 1 do
+      p.taps[#p.taps + 1] = {
+        kh = kh, kw = kw, index = kh * ir.k_w + kw, name = kh .. "x" .. kw,
+        offset = kh * ir.d_h * p.in_stride.h + kw * ir.d_w * p.in_stride.w,
+      }
+    end
+  end
+
+  -- Register tiles.
+  local ntaps = #p.taps
+  if ir.op == "conv" then
+    p.ci_per_group = ir.in_c // ir.groups
+    p.co_per_group = ir.out_c // ir.groups
+    p.co_tiles = tiles(p.co_per_group, min(TILE.conv, p.co_per_group))
+    p.unroll_taps = ntaps * TILE.conv <= UNROLL_BUDGET
+  else
+    local dm = ir.depth_multiplier
+    local width = math.max(1, TILE.depthwise // dm)
+    p.c_tiles = tiles(ir.in_c, min(width, ir.in_c))
+    p.unroll_taps = ntaps * width * dm <= UNROLL_BUDGET
+    if ir.op == "separable" then
+      p.mid_size = ir.in_c * dm
+      p.co_tiles = tiles(ir.filters, min(TILE.pointwise, ir.filters))
+    end
+  end
+
+  -- Which helper functions exist (an unused static function is a warning).
+  local rows_interior = p.h_hi > p.h_lo
+  local cols_interior = p.w_hi > p.w_lo
+  p.use_row_interior = rows_interior
+  p.use_row_border = #p.border_rows > 0
+  p.use_pixel_interior = rows_interior and cols_interior and p.unroll_taps
+  p.use_pixel_border = #p.border_rows > 0 or #p.border_cols > 0 or not p.unroll_taps
+  return p
+end
+
+return M

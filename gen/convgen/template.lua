@@ -1,0 +1,64 @@
+-- template.lua: renders templates/*.c.in.
+-- A line whose first non-blank character is `$` (not `${`) is Lua code;
+-- every other line is text in which `${expr}` is replaced by the value of expr.
+-- Templates see only the context they are given, plus `ipairs`, `pairs`,
+-- `string`, `math`, `table` and `tostring`; reading an undefined name is an error.
+local native = require("convgen.native")
+
+local M = {}
+
+local format, concat = string.format, table.concat
+
+local cache = {}
+
+local function compile(name)
+  local text = native.template(name)
+  if not text then error("no template " .. name, 0) end
+  local code = { "local _out = ...\n" }
+  local n = 0
+  for line in (text .. (text:sub(-1) == "\n" and "" or "\n")):gmatch("(.-)\n") do
+    n = n + 1
+    local lua = line:match("^%s*%$([^{].*)$") or line:match("^%s*%$$") and ""
+    if lua then
+      code[#code + 1] = lua .. "\n"
+    else
+      local pieces, pos = {}, 1
+      while true do
+        local s, e, expr = line:find("%${(.-)}", pos)
+        if not s then break end
+        if s > pos then pieces[#pieces + 1] = format("%q", line:sub(pos, s - 1)) end
+        pieces[#pieces + 1] = "tostring(" .. expr .. ")"
+        pos = e + 1
+      end
+      pieces[#pieces + 1] = format("%q", line:sub(pos) .. "\n")
+      code[#code + 1] = "_out[#_out + 1] = " .. concat(pieces, " .. ") .. "\n"
+    end
+  end
+  return concat(code), n
+end
+
+local BASE = { ipairs = ipairs, pairs = pairs, string = string, math = math, table = table,
+               tostring = tostring }
+
+-- Renders template `name` (e.g. "templates/layer.c.in") with the fields of ctx.
+function M.render(name, ctx)
+  local source = cache[name]
+  if not source then
+    source = compile(name)
+    cache[name] = source
+  end
+  local env = setmetatable({}, {
+    __index = function(_, k)
+      local v = ctx[k]
+      if v == nil then v = BASE[k] end
+      if v == nil then error(format("%s: undefined name '%s'", name, k), 2) end
+      return v
+    end,
+  })
+  local chunk = assert(load(source, "=" .. name, "t", env))
+  local out = {}
+  chunk(out)
+  return concat(out)
+end
+
+return M

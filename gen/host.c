@@ -1,0 +1,470 @@
+/* host.c: the Lua state that runs the generator, and its native module. */
+#define _POSIX_C_SOURCE 200809L
+#include "host.h"
+
+#include "convgen_npy.h"
+#include "fileio.h"
+#include "jit.h"
+
+#include <lauxlib.h>
+#include <lualib.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------------
+ * Memory: every allocation of the state is counted so a sandboxed spec can
+ * be given a ceiling (native.set_memory_limit).
+ */
+struct host_memory {
+    size_t used;
+    size_t limit; /* 0: none */
+};
+
+static void *host_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+    struct host_memory *mem = ud;
+    size_t old = ptr ? osize : 0;
+    if (nsize == 0) {
+        free(ptr);
+        mem->used -= old;
+        return NULL;
+    }
+    if (mem->limit && nsize > old && mem->used + (nsize - old) > mem->limit)
+        return NULL;
+    void *p = realloc(ptr, nsize);
+    if (p)
+        mem->used = mem->used - old + nsize;
+    return p;
+}
+
+static struct host_memory *host_memory_of(lua_State *L)
+{
+    void *ud;
+    lua_getallocf(L, &ud);
+    return ud;
+}
+
+/* native.set_memory_limit(bytes or nil): ceiling on the state's total memory. */
+static int l_set_memory_limit(lua_State *L)
+{
+    struct host_memory *mem = host_memory_of(L);
+    lua_Integer extra = luaL_optinteger(L, 1, 0);
+    luaL_argcheck(L, extra >= 0, 1, "negative limit");
+    mem->limit = extra ? mem->used + (size_t)extra : 0;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Tensors: float32 arrays with a shape, as userdata.
+ */
+#define TENSOR_META "convgen.tensor"
+
+typedef struct {
+    convgen_npy_array a;
+} tensor;
+
+static int check_shape(lua_State *L, int i, long *shape, long *count);
+
+static tensor *check_tensor(lua_State *L, int i)
+{
+    return luaL_checkudata(L, i, TENSOR_META);
+}
+
+static int tensor_gc(lua_State *L)
+{
+    convgen_npy_free(&check_tensor(L, 1)->a);
+    return 0;
+}
+
+/* Pushes a new tensor taking ownership of a (data freed on failure). */
+static tensor *push_tensor(lua_State *L, convgen_npy_array *a)
+{
+    tensor *t = lua_newuserdatauv(L, sizeof *t, 0);
+    t->a = *a;
+    luaL_setmetatable(L, TENSOR_META);
+    return t;
+}
+
+/* tensor:shape() -> {d0, d1, ...} */
+static int tensor_shape(lua_State *L)
+{
+    tensor *t = check_tensor(L, 1);
+    lua_createtable(L, t->a.rank, 0);
+    for (int i = 0; i < t->a.rank; i++) {
+        lua_pushinteger(L, t->a.shape[i]);
+        lua_rawseti(L, -2, i + 1);
+    }
+    return 1;
+}
+
+/* tensor:count() -> number of elements */
+static int tensor_count(lua_State *L)
+{
+    lua_pushinteger(L, check_tensor(L, 1)->a.count);
+    return 1;
+}
+
+/* tensor:get(i) -> element i (0-based), as a Lua float */
+static int tensor_get(lua_State *L)
+{
+    tensor *t = check_tensor(L, 1);
+    lua_Integer i = luaL_checkinteger(L, 2);
+    luaL_argcheck(L, i >= 0 && i < t->a.count, 2, "index out of range");
+    lua_pushnumber(L, t->a.data[i]);
+    return 1;
+}
+
+/* tensor:reshaped(shape) -> a copy with another shape of the same element count */
+static int tensor_reshaped(lua_State *L)
+{
+    tensor *t = check_tensor(L, 1);
+    convgen_npy_array a;
+    a.rank = check_shape(L, 2, a.shape, &a.count);
+    luaL_argcheck(L, a.count == t->a.count, 2, "element count differs");
+    a.data = malloc(a.count ? (size_t)a.count * sizeof(float) : 1);
+    if (!a.data)
+        return luaL_error(L, "out of memory");
+    memcpy(a.data, t->a.data, (size_t)a.count * sizeof(float));
+    push_tensor(L, &a);
+    return 1;
+}
+
+/* Writes v as a C float literal that reads back to the same float. */
+static int float_literal(char *buf, size_t n, float v)
+{
+    if (isnan(v))
+        return snprintf(buf, n, "NAN");
+    if (isinf(v))
+        return snprintf(buf, n, v > 0 ? "INFINITY" : "-INFINITY");
+    int len = snprintf(buf, n, "%.9g", (double)v);
+    if (!strpbrk(buf, ".e"))
+        len += snprintf(buf + len, n - (size_t)len, ".0");
+    return len + snprintf(buf + len, n - (size_t)len, "f");
+}
+
+/* tensor:literals(indent, per_line) -> "1.5f, -0.25f, ..." lines for a C initializer */
+static int tensor_literals(lua_State *L)
+{
+    tensor *t = check_tensor(L, 1);
+    const char *indent = luaL_checkstring(L, 2);
+    lua_Integer per_line = luaL_checkinteger(L, 3);
+    luaL_argcheck(L, per_line > 0, 3, "must be positive");
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    char num[48];
+    for (long i = 0; i < t->a.count; i++) {
+        if (i % per_line == 0)
+            luaL_addstring(&b, indent);
+        float_literal(num, sizeof num, t->a.data[i]);
+        luaL_addstring(&b, num);
+        if (i + 1 < t->a.count)
+            luaL_addstring(&b, (i + 1) % per_line == 0 ? ",\n" : ", ");
+    }
+    luaL_pushresult(&b);
+    return 1;
+}
+
+/* native.float_literal(x) -> C literal of x rounded to float */
+static int l_float_literal(lua_State *L)
+{
+    char num[48];
+    float_literal(num, sizeof num, (float)luaL_checknumber(L, 1));
+    lua_pushstring(L, num);
+    return 1;
+}
+
+/* Reads a shape table {d0, d1, ...} at index i. */
+static int check_shape(lua_State *L, int i, long *shape, long *count)
+{
+    luaL_checktype(L, i, LUA_TTABLE);
+    int rank = (int)luaL_len(L, i);
+    luaL_argcheck(L, rank <= CONVGEN_NPY_MAX_RANK, i, "rank too large");
+    *count = 1;
+    for (int k = 0; k < rank; k++) {
+        lua_geti(L, i, k + 1);
+        shape[k] = (long)luaL_checkinteger(L, -1);
+        lua_pop(L, 1);
+        luaL_argcheck(L, shape[k] >= 0 && (shape[k] == 0 || *count <= (1L << 40) / shape[k]), i, "bad size");
+        *count *= shape[k];
+    }
+    return rank;
+}
+
+/* native.tensor(shape [, values]) -> tensor of zeros or of the given numbers */
+static int l_tensor(lua_State *L)
+{
+    convgen_npy_array a;
+    a.rank = check_shape(L, 1, a.shape, &a.count);
+    a.data = calloc(a.count ? (size_t)a.count : 1, sizeof(float));
+    if (!a.data)
+        return luaL_error(L, "out of memory");
+    tensor *t = push_tensor(L, &a);
+    if (lua_istable(L, 2)) {
+        luaL_argcheck(L, luaL_len(L, 2) == t->a.count, 2, "wrong number of values");
+        for (long k = 0; k < t->a.count; k++) {
+            lua_geti(L, 2, k + 1);
+            t->a.data[k] = (float)luaL_checknumber(L, -1);
+            lua_pop(L, 1);
+        }
+    }
+    return 1;
+}
+
+/* ------------------------------------------------------------------------
+ * Files.
+ */
+
+/* native.read_file(path) -> text | nil, message */
+static int l_read_file(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    unsigned char *data;
+    size_t size;
+    char err[256];
+    if (convgen__read_file(path, &data, &size, err, sizeof err) != 0) {
+        luaL_pushfail(L);
+        lua_pushstring(L, err);
+        return 2;
+    }
+    lua_pushlstring(L, (const char *)data, size);
+    free(data);
+    return 1;
+}
+
+/* native.write_file(path, text) -> true | nil, message (all or nothing) */
+static int l_write_file(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    size_t size;
+    const char *text = luaL_checklstring(L, 2, &size);
+    char err[256];
+    if (convgen__write_file_atomic(path, text, size, err, sizeof err) != 0) {
+        luaL_pushfail(L);
+        lua_pushstring(L, err);
+        return 2;
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* native.read_npy(path) -> tensor | nil, message */
+static int l_read_npy(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    convgen_npy_array a;
+    char err[256];
+    if (convgen_npy_load(path, &a, err, sizeof err) != 0) {
+        luaL_pushfail(L);
+        lua_pushstring(L, err);
+        return 2;
+    }
+    push_tensor(L, &a);
+    return 1;
+}
+
+/* native.write_npy(path, tensor) -> true | nil, message */
+static int l_write_npy(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    tensor *t = check_tensor(L, 2);
+    char err[256];
+    if (convgen_npy_save(path, t->a.rank, t->a.shape, t->a.data, err, sizeof err) != 0) {
+        luaL_pushfail(L);
+        lua_pushstring(L, err);
+        return 2;
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* native.template(name) -> text of an embedded template, or nil */
+static int l_template(lua_State *L)
+{
+    const char *name = luaL_checkstring(L, 1);
+    for (const struct convgen__embedded *e = convgen__embedded_files; e->name; e++) {
+        if (strcmp(e->name, name) == 0) {
+            lua_pushlstring(L, e->text, e->size);
+            return 1;
+        }
+    }
+    luaL_pushfail(L);
+    return 1;
+}
+
+/* ------------------------------------------------------------------------
+ * JIT: compile generated source with libtcc and run it once.
+ */
+typedef void (*layer_fn)(const float *input, float *output, int batch, const float *const weights[]);
+
+/* native.jit_run(source, symbol, input, output_shape, weights) -> tensor | nil, message
+ * The function must take weights at run time; batch is input's first axis. */
+static int l_jit_run(lua_State *L)
+{
+    const char *source = luaL_checkstring(L, 1);
+    const char *symbol = luaL_checkstring(L, 2);
+    tensor *in = check_tensor(L, 3);
+    convgen_npy_array out;
+    out.rank = check_shape(L, 4, out.shape, &out.count);
+    luaL_checktype(L, 5, LUA_TTABLE);
+    int nweights = (int)luaL_len(L, 5);
+    const float *weights[8] = {0};
+    luaL_argcheck(L, nweights <= 8, 5, "too many weights");
+    for (int i = 0; i < nweights; i++) {
+        lua_geti(L, 5, i + 1);
+        weights[i] = check_tensor(L, -1)->a.data;
+        lua_pop(L, 1);
+    }
+    luaL_argcheck(L, in->a.rank > 0 && out.rank > 0 && in->a.shape[0] == out.shape[0], 4, "batch mismatch");
+    luaL_argcheck(L, in->a.shape[0] <= 0x7fffffff, 3, "batch too large");
+    char err[4096];
+    convgen__jit *jit = convgen__jit_compile(source, 0, err, sizeof err);
+    if (!jit) {
+        luaL_pushfail(L);
+        lua_pushfstring(L, "libtcc: %s", err);
+        return 2;
+    }
+    void *address = convgen__jit_symbol(jit, symbol);
+    out.data = calloc(out.count ? (size_t)out.count : 1, sizeof(float));
+    if (!address || !out.data) {
+        free(out.data);
+        convgen__jit_free(jit);
+        luaL_pushfail(L);
+        lua_pushstring(L, address ? "out of memory" : "libtcc: generated function not found");
+        return 2;
+    }
+    layer_fn fn;
+    memcpy(&fn, &address, sizeof fn);
+    fn(in->a.data, out.data, (int)in->a.shape[0], weights);
+    convgen__jit_free(jit);
+    push_tensor(L, &out);
+    return 1;
+}
+
+/* native.jit_symbols() -> names of the host functions generated code may call */
+static int l_jit_symbols(lua_State *L)
+{
+    lua_newtable(L);
+    for (int i = 0; convgen__jit_symbol_name(i); i++) {
+        lua_pushstring(L, convgen__jit_symbol_name(i));
+        lua_rawseti(L, -2, i + 1);
+    }
+    return 1;
+}
+
+static const luaL_Reg tensor_methods[] = {
+    {"shape", tensor_shape}, {"count", tensor_count}, {"get", tensor_get},
+    {"literals", tensor_literals}, {"reshaped", tensor_reshaped}, {NULL, NULL},
+};
+
+static const luaL_Reg native_functions[] = {
+    {"read_file", l_read_file},   {"write_file", l_write_file},
+    {"read_npy", l_read_npy},     {"write_npy", l_write_npy},
+    {"tensor", l_tensor},         {"float_literal", l_float_literal},
+    {"template", l_template},     {"jit_run", l_jit_run},
+    {"jit_symbols", l_jit_symbols}, {"set_memory_limit", l_set_memory_limit},
+    {NULL, NULL},
+};
+
+static int open_native(lua_State *L)
+{
+    luaL_newmetatable(L, TENSOR_META);
+    luaL_newlib(L, tensor_methods);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, tensor_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pop(L, 1);
+    luaL_newlib(L, native_functions);
+    return 1;
+}
+
+/* ------------------------------------------------------------------------
+ * Embedded modules, found through package.preload.
+ */
+static int load_embedded(lua_State *L)
+{
+    const struct convgen__embedded *e = lua_touserdata(L, lua_upvalueindex(1));
+    char chunk[256];
+    snprintf(chunk, sizeof chunk, "@%s", e->path);
+    if (luaL_loadbufferx(L, e->text, e->size, chunk, "t") != LUA_OK)
+        return lua_error(L);
+    lua_pushstring(L, e->name);
+    lua_call(L, 1, 1);
+    return 1;
+}
+
+static int host_setup(lua_State *L)
+{
+    luaL_openlibs(L);
+    luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+    lua_pushcfunction(L, open_native);
+    lua_setfield(L, -2, "convgen.native");
+    for (const struct convgen__embedded *e = convgen__embedded_files; e->name; e++) {
+        if (strncmp(e->name, "templates/", 10) == 0)
+            continue;
+        lua_pushlightuserdata(L, (void *)e);
+        lua_pushcclosure(L, load_embedded, 1);
+        lua_setfield(L, -2, e->name);
+    }
+    lua_pop(L, 1);
+    return 0;
+}
+
+static int traceback(lua_State *L)
+{
+    const char *msg = lua_tostring(L, 1);
+    if (!msg)
+        msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+    luaL_traceback(L, L, msg, 1);
+    return 1;
+}
+
+lua_State *convgen__host_new(char *err, size_t err_size)
+{
+    struct host_memory *mem = calloc(1, sizeof *mem);
+    lua_State *L = mem ? lua_newstate(host_alloc, mem) : NULL;
+    if (!L) {
+        free(mem);
+        snprintf(err, err_size, "cannot create a Lua state: out of memory");
+        return NULL;
+    }
+    lua_pushcfunction(L, host_setup);
+    if (lua_pcall(L, 0, 0, 0) != LUA_OK) {
+        snprintf(err, err_size, "%s", lua_tostring(L, -1));
+        convgen__host_close(L);
+        return NULL;
+    }
+    return L;
+}
+
+void convgen__host_close(lua_State *L)
+{
+    if (!L)
+        return;
+    void *mem;
+    lua_getallocf(L, &mem);
+    lua_close(L);
+    free(mem);
+}
+
+int convgen__host_call(lua_State *L, const char *module, const char *function, int nargs, int nresults)
+{
+    int base = lua_gettop(L) - nargs;
+    lua_pushcfunction(L, traceback);
+    lua_insert(L, base + 1); /* handler, args... */
+    lua_getglobal(L, "require");
+    lua_pushstring(L, module);
+    int status = lua_pcall(L, 1, 1, base + 1);
+    if (status != LUA_OK) {
+        lua_replace(L, base + 1);
+        lua_settop(L, base + 1);
+        return status;
+    }
+    lua_getfield(L, -1, function);
+    lua_remove(L, -2);
+    lua_insert(L, base + 2); /* handler, function, args... */
+    status = lua_pcall(L, nargs, nresults, base + 1);
+    lua_remove(L, base + 1);
+    return status;
+}

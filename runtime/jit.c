@@ -1,0 +1,129 @@
+/* jit.c: in-process compilation through libtcc. */
+#include "jit.h"
+
+#include <libtcc.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef CONVGEN_TCC_LIB_PATH
+#define CONVGEN_TCC_LIB_PATH "/usr/lib/x86_64-linux-gnu/tcc"
+#endif
+
+struct convgen__jit {
+    TCCState *state;
+};
+
+/* libtcc keeps global state and initializes it lazily, racing on first
+ * concurrent use: every libtcc call in the process goes through this lock. */
+static pthread_mutex_t tcc_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Host functions generated code may call. Shared with the generator's
+ * activation table (gen/convgen/activations.lua): a test checks that every
+ * function an activation needs is listed here. */
+static const struct {
+    const char *name;
+    float (*function)(float);
+} host_symbols[] = {
+    {"expf", expf},   {"expm1f", expm1f}, {"logf", logf},   {"log1pf", log1pf},
+    {"tanhf", tanhf}, {"erff", erff},     {"sqrtf", sqrtf}, {"fabsf", fabsf},
+};
+
+/* POSIX (not ISO C) lets a function pointer travel as a void pointer. */
+static void *function_address(float (*function)(float))
+{
+    void *address;
+    memcpy(&address, &function, sizeof address);
+    return address;
+}
+
+const char *convgen__jit_symbol_name(int i)
+{
+    if (i < 0 || i >= (int)(sizeof host_symbols / sizeof host_symbols[0]))
+        return NULL;
+    return host_symbols[i].name;
+}
+
+struct messages {
+    char *buf;
+    size_t size, used;
+};
+
+static void collect_message(void *opaque, const char *msg)
+{
+    struct messages *m = opaque;
+    if (m->size == 0)
+        return;
+    int n = snprintf(m->buf + m->used, m->size - m->used, "%s%s", m->used ? "\n" : "", msg);
+    if (n > 0)
+        m->used = m->used + (size_t)n < m->size ? m->used + (size_t)n : m->size - 1;
+}
+
+/* The Debian libtcc takes a second argument; newer upstream dropped it. */
+static int relocate(TCCState *s)
+{
+#ifdef TCC_RELOCATE_AUTO
+    return tcc_relocate(s, TCC_RELOCATE_AUTO);
+#else
+    return tcc_relocate(s);
+#endif
+}
+
+convgen__jit *convgen__jit_compile(const char *source, int werror, char *err, size_t err_size)
+{
+    struct messages m = {err, err_size, 0};
+    if (err_size)
+        err[0] = 0;
+    convgen__jit *jit = malloc(sizeof *jit);
+    if (!jit) {
+        snprintf(err, err_size, "out of memory");
+        return NULL;
+    }
+    pthread_mutex_lock(&tcc_lock);
+    TCCState *s = tcc_new();
+    int ok = s != NULL;
+    if (ok) {
+        tcc_set_error_func(s, &m, collect_message);
+        tcc_set_lib_path(s, CONVGEN_TCC_LIB_PATH);
+        tcc_set_options(s, werror ? "-std=c99 -Wall -Werror" : "-std=c99");
+        ok = tcc_set_output_type(s, TCC_OUTPUT_MEMORY) == 0;
+    }
+    for (size_t i = 0; ok && i < sizeof host_symbols / sizeof host_symbols[0]; i++)
+        ok = tcc_add_symbol(s, host_symbols[i].name, function_address(host_symbols[i].function)) == 0;
+    ok = ok && tcc_compile_string(s, source) == 0 && m.used == 0;
+    ok = ok && relocate(s) >= 0;
+    pthread_mutex_unlock(&tcc_lock);
+    if (!ok) {
+        if (m.used == 0)
+            snprintf(err, err_size, "libtcc failed without a message");
+        if (s) {
+            pthread_mutex_lock(&tcc_lock);
+            tcc_delete(s);
+            pthread_mutex_unlock(&tcc_lock);
+        }
+        free(jit);
+        return NULL;
+    }
+    jit->state = s;
+    return jit;
+}
+
+void *convgen__jit_symbol(convgen__jit *jit, const char *name)
+{
+    pthread_mutex_lock(&tcc_lock);
+    void *p = tcc_get_symbol(jit->state, name);
+    pthread_mutex_unlock(&tcc_lock);
+    return p;
+}
+
+void convgen__jit_free(convgen__jit *jit)
+{
+    if (!jit)
+        return;
+    pthread_mutex_lock(&tcc_lock);
+    tcc_delete(jit->state);
+    pthread_mutex_unlock(&tcc_lock);
+    free(jit);
+}
