@@ -171,6 +171,9 @@ function M.emit(ir, p, tensors, info)
     axes_out = axes(ir.rank, ir.channels_first, ir.out_h, ir.out_w, ir.out_c),
     guard = name:upper() .. "_H",
   }
+  if p.axis_pass then
+    ctx.axis_pass_function = template.render("templates/axis_pass.c.in", ctx):gsub("\n$", "")
+  end
   if p.unroll == "full" then
     ctx.statements = require("convgen.unrolled").statements(ir, p, tensors, at_runtime, act)
     ctx.provenance = provenance(ir, info, info.c_file)

@@ -1,0 +1,114 @@
+/* test_host.c: the generator's host and its contracts with the runtime. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "harness.h"
+#include "host.h"
+#include "jit.h"
+
+#include <lauxlib.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Every libm function an activation needs is registered with libtcc. */
+static void test_activation_functions_are_registered(void **state)
+{
+    (void)state;
+    lua_State *L = harness_host();
+    assert_int_equal(convgen__host_call(L, "convgen.activations", "needed_functions", 0, 1), LUA_OK);
+    lua_Integer n = luaL_len(L, -1);
+    assert_true(n > 0);
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_geti(L, -1, i);
+        const char *name = lua_tostring(L, -1);
+        int found = 0;
+        for (int k = 0; convgen__jit_symbol_name(k); k++)
+            found |= strcmp(convgen__jit_symbol_name(k), name) == 0;
+        if (!found)
+            fail_msg("activation needs %s, which runtime/jit.c does not register", name);
+        lua_pop(L, 1);
+    }
+    convgen__host_close(L);
+}
+
+/* Calls shapes.axis(padding, in, k, s, d) and checks out, pad_before, pad_after. */
+static void check_axis(lua_State *L, const char *padding, int in, int k, int s, int d, int out, int before, int after)
+{
+    lua_pushstring(L, padding);
+    lua_pushinteger(L, in);
+    lua_pushinteger(L, k);
+    lua_pushinteger(L, s);
+    lua_pushinteger(L, d);
+    assert_int_equal(convgen__host_call(L, "convgen.shapes", "axis", 5, 1), LUA_OK);
+    assert_true(lua_istable(L, -1));
+    lua_getfield(L, -1, "out");
+    lua_getfield(L, -2, "pad_before");
+    lua_getfield(L, -3, "pad_after");
+    int got_out = (int)lua_tointeger(L, -3), got_before = (int)lua_tointeger(L, -2);
+    int got_after = (int)lua_tointeger(L, -1);
+    if (got_out != out || got_before != before || got_after != after)
+        fail_msg("%s in=%d k=%d s=%d d=%d: got out %d pads %d/%d, want %d %d/%d", padding, in, k, s, d, got_out,
+                 got_before, got_after, out, before, after);
+    lua_pop(L, 4);
+}
+
+/* Keras padding arithmetic: asymmetric 'same' puts the extra pad after;
+ * causal pads (k - 1) * d before only. */
+static void test_padding_rules(void **state)
+{
+    (void)state;
+    lua_State *L = harness_host();
+    check_axis(L, "same", 7, 3, 2, 1, 4, 1, 1);
+    check_axis(L, "same", 8, 4, 2, 1, 4, 1, 1);
+    check_axis(L, "same", 6, 4, 2, 1, 3, 1, 1);
+    check_axis(L, "same", 5, 2, 1, 1, 5, 0, 1);  /* odd total: extra after */
+    check_axis(L, "same", 8, 3, 2, 1, 4, 0, 1);  /* even input, stride 2 */
+    check_axis(L, "same", 3, 5, 1, 1, 3, 2, 2);  /* kernel larger than input */
+    check_axis(L, "same", 9, 3, 1, 2, 9, 2, 2);  /* dilation widens the kernel to 5 */
+    check_axis(L, "valid", 7, 3, 2, 1, 3, 0, 0);
+    check_axis(L, "valid", 6, 2, 3, 1, 2, 0, 0);
+    check_axis(L, "causal", 10, 3, 1, 2, 10, 4, 0);
+    check_axis(L, "causal", 9, 4, 2, 1, 5, 3, 0);
+    convgen__host_close(L);
+}
+
+/* A valid layer too small for its kernel has no output size. */
+static void test_valid_too_small(void **state)
+{
+    (void)state;
+    lua_State *L = harness_host();
+    lua_pushstring(L, "valid");
+    lua_pushinteger(L, 2);
+    lua_pushinteger(L, 3);
+    lua_pushinteger(L, 1);
+    lua_pushinteger(L, 1);
+    assert_int_equal(convgen__host_call(L, "convgen.shapes", "axis", 5, 1), LUA_OK);
+    assert_true(lua_isnil(L, -1));
+    convgen__host_close(L);
+}
+
+/* Every embedded template renders only what its context defines: a typo is an error. */
+static void test_template_undefined_name_is_an_error(void **state)
+{
+    (void)state;
+    lua_State *L = harness_host();
+    lua_pushstring(L, "templates/axis_pass.c.in");
+    lua_newtable(L);
+    assert_int_not_equal(convgen__host_call(L, "convgen.template", "render", 2, 1), LUA_OK);
+    assert_non_null(strstr(lua_tostring(L, -1), "undefined name"));
+    convgen__host_close(L);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_activation_functions_are_registered),
+        cmocka_unit_test(test_padding_rules),
+        cmocka_unit_test(test_valid_too_small),
+        cmocka_unit_test(test_template_undefined_name_is_an_error),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,465 @@
+/* test_kernels.c: generated layers against the independent naive reference.
+ *
+ * A matrix over every argument class: each layer kind x both data formats x
+ * padding/stride/dilation geometries (valid, asymmetric 'same' on odd and
+ * even sizes, kernel larger than the input, causal, long kernels) x channel
+ * counts below, at and above the register tile x depth multipliers 1-3 x
+ * groups x bias on/off x every activation x batch 1 and 3, with weights
+ * baked in (from .npy files) or passed at run time. Each case is generated,
+ * compiled in-process by libtcc and, as one file with every case, by gcc;
+ * both are run and compared with the reference. */
+#define _POSIX_C_SOURCE 200809L
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "convgen_npy.h"
+#include "harness.h"
+#include "host.h"
+#include "jit.h"
+#include "reference.h"
+
+#include <dlfcn.h>
+#include <lua.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_CASES 400
+#define GUARD 16
+
+typedef struct {
+    char name[128];
+    char symbol[32];
+    ref_layer layer;
+    int batch;
+    int baked;              /* weights from .npy files, baked into the source */
+    int tf_keras_names;     /* name the depthwise file depthwise_kernel.npy */
+    const char *unroll;
+    char *source;
+    float *weights[4];
+    int nweights;
+} kernel_case;
+
+static kernel_case cases[MAX_CASES];
+static int ncases;
+static char *workdir;
+static void *gcc_handle;
+static char *gcc_log;
+static char *combined_path;
+
+static const char *const ACTIVATIONS[] = {
+    "linear", "relu", "relu6", "sigmoid", "tanh", "elu", "selu", "softplus", "softsign", "swish",
+    "silu", "gelu", "hard_sigmoid", "hard_swish", "hard_silu", "leaky_relu", "exponential", "mish",
+    "softmax", "log_softmax",
+};
+#define NACT ((int)(sizeof ACTIVATIONS / sizeof ACTIVATIONS[0]))
+
+struct geometry {
+    int h, w, kh, kw, sh, sw, dh, dw;
+    const char *padding;
+    const char *label;
+};
+
+static const struct geometry GEOMETRIES_2D[] = {
+    {7, 6, 3, 3, 1, 1, 1, 1, "valid", "valid_k3"},
+    {7, 9, 3, 3, 2, 2, 1, 1, "same", "same_k3_s2_odd"},
+    {8, 6, 4, 4, 2, 2, 1, 1, "same", "same_k4_s2_even"},
+    {8, 7, 3, 3, 2, 2, 1, 1, "same", "same_k3_s2_odd_pad"},   /* pads 0/1 rows, 1/1 columns */
+    {6, 5, 4, 2, 1, 1, 1, 1, "same", "same_k4x2_odd_pad"},    /* pads 1/2 rows, 0/1 columns */
+    {3, 4, 5, 5, 1, 1, 1, 1, "same", "same_kernel_larger_than_input"},
+    {9, 8, 3, 3, 1, 1, 2, 2, "same", "same_k3_d2"},
+    {6, 9, 2, 3, 1, 2, 1, 1, "valid", "valid_k2x3_s1x2"},
+    {5, 7, 3, 1, 1, 1, 1, 1, "same", "same_k3x1"},
+    {6, 6, 3, 3, 3, 3, 1, 1, "same", "same_k3_s3"},
+};
+static const struct geometry GEOMETRIES_1D[] = {
+    {1, 9, 1, 3, 1, 1, 1, 1, "valid", "valid_k3"},
+    {1, 9, 1, 3, 1, 2, 1, 1, "same", "same_k3_s2_odd"},
+    {1, 8, 1, 4, 1, 2, 1, 1, "same", "same_k4_s2_even"},
+    {1, 8, 1, 3, 1, 2, 1, 1, "same", "same_k3_s2_odd_pad"},   /* pads 0/1 */
+    {1, 7, 1, 4, 1, 1, 1, 1, "same", "same_k4_odd_pad"},      /* pads 1/2 */
+    {1, 3, 1, 5, 1, 1, 1, 1, "same", "same_kernel_larger_than_input"},
+    {1, 10, 1, 3, 1, 1, 1, 2, "causal", "causal_k3_d2"},
+    {1, 9, 1, 4, 1, 2, 1, 1, "causal", "causal_k4_s2"},
+    {1, 40, 1, 33, 1, 1, 1, 1, "same", "same_k33_long"},
+    {1, 12, 1, 3, 1, 1, 1, 3, "same", "same_k3_d3"},
+};
+
+static const char *class_name(const ref_layer *l)
+{
+    static const char *const names[3][2] = {
+        {"Conv1D", "Conv2D"}, {"DepthwiseConv1D", "DepthwiseConv2D"}, {"SeparableConv1D", "SeparableConv2D"}};
+    return names[l->kind][l->rank - 1];
+}
+
+/* The layer as Keras serializes it. */
+static void spec_json(const kernel_case *c, char *buf, size_t n)
+{
+    const ref_layer *l = &c->layer;
+    char k[32], s[32], d[32], shape[64];
+    if (l->rank == 1) {
+        snprintf(k, sizeof k, "[%d]", l->k_w);
+        snprintf(s, sizeof s, "[%d]", l->s_w);
+        snprintf(d, sizeof d, "[%d]", l->d_w);
+        if (l->channels_first)
+            snprintf(shape, sizeof shape, "[null, %d, %d]", l->in_c, l->in_w);
+        else
+            snprintf(shape, sizeof shape, "[null, %d, %d]", l->in_w, l->in_c);
+    } else {
+        snprintf(k, sizeof k, "[%d, %d]", l->k_h, l->k_w);
+        snprintf(s, sizeof s, "[%d, %d]", l->s_h, l->s_w);
+        snprintf(d, sizeof d, "[%d, %d]", l->d_h, l->d_w);
+        if (l->channels_first)
+            snprintf(shape, sizeof shape, "[null, %d, %d, %d]", l->in_c, l->in_h, l->in_w);
+        else
+            snprintf(shape, sizeof shape, "[null, %d, %d, %d]", l->in_h, l->in_w, l->in_c);
+    }
+    char extra[96] = "";
+    if (l->kind == REF_CONV)
+        snprintf(extra, sizeof extra, "\"filters\": %d, \"groups\": %d,", l->filters, l->groups);
+    else if (l->kind == REF_DEPTHWISE)
+        snprintf(extra, sizeof extra, "\"depth_multiplier\": %d,", l->depth_multiplier);
+    else
+        snprintf(extra, sizeof extra, "\"filters\": %d, \"depth_multiplier\": %d,", l->filters, l->depth_multiplier);
+    snprintf(buf, n,
+             "{\"class_name\": \"%s\", \"config\": {\"name\": \"%s\", %s \"kernel_size\": %s, \"strides\": %s,"
+             " \"padding\": \"%s\", \"data_format\": \"%s\", \"dilation_rate\": %s, \"activation\": \"%s\","
+             " \"use_bias\": %s}, \"build_config\": {\"input_shape\": %s}}",
+             class_name(l), c->symbol, extra, k, s, l->padding,
+             l->channels_first ? "channels_first" : "channels_last", d, l->activation,
+             l->use_bias ? "true" : "false", shape);
+}
+
+static const char *weight_file(const kernel_case *c, int i)
+{
+    if (c->layer.kind == REF_SEPARABLE)
+        return i == 0 ? "depthwise_kernel.npy" : i == 1 ? "pointwise_kernel.npy" : "bias.npy";
+    if (i == 1)
+        return "bias.npy";
+    return c->layer.kind == REF_DEPTHWISE && c->tf_keras_names ? "depthwise_kernel.npy" : "kernel.npy";
+}
+
+/* Keras shape of weight i (for the .npy header). */
+static int weight_shape(const ref_layer *l, int i, long *shape)
+{
+    int r = 0;
+    int pointwise = l->kind == REF_SEPARABLE && i == 1;
+    if (i == ref_weight_count(l) - 1 && l->use_bias) {
+        shape[0] = ref_weight_size(l, i);
+        return 1;
+    }
+    if (l->rank == 2)
+        shape[r++] = pointwise ? 1 : l->k_h;
+    shape[r++] = pointwise ? 1 : l->k_w;
+    if (l->kind == REF_CONV) {
+        shape[r++] = l->in_c / l->groups;
+        shape[r++] = l->filters;
+    } else if (pointwise) {
+        shape[r++] = (long)l->in_c * l->depth_multiplier;
+        shape[r++] = l->filters;
+    } else {
+        shape[r++] = l->in_c;
+        shape[r++] = l->depth_multiplier;
+    }
+    return r;
+}
+
+static kernel_case *add_case(const char *label, ref_layer l, int batch)
+{
+    if (ncases >= MAX_CASES)
+        abort();
+    kernel_case *c = &cases[ncases];
+    memset(c, 0, sizeof *c);
+    c->layer = l;
+    c->batch = batch;
+    c->unroll = "default";
+    snprintf(c->symbol, sizeof c->symbol, "case_%03d", ncases);
+    snprintf(c->name, sizeof c->name, "%s_%s_%s_%s_dm%d_g%d_%s_%s_b%d", class_name(&l), label,
+             l.channels_first ? "cf" : "cl", l.padding, l.depth_multiplier, l.groups,
+             l.use_bias ? "bias" : "nobias", l.activation, batch);
+    ncases++;
+    return c;
+}
+
+static void build_matrix(void)
+{
+    static const int in_channels[] = {1, 3, 5, 8, 11, 16};
+    static const int out_channels[] = {1, 4, 8, 9, 17, 3};
+    int serial = 0;
+    for (int kind = REF_CONV; kind <= REF_SEPARABLE; kind++) {
+        for (int rank = 1; rank <= 2; rank++) {
+            const struct geometry *gs = rank == 1 ? GEOMETRIES_1D : GEOMETRIES_2D;
+            int ng = (int)((rank == 1 ? sizeof GEOMETRIES_1D : sizeof GEOMETRIES_2D) / sizeof gs[0]);
+            for (int g = 0; g < ng; g++) {
+                for (int cf = 0; cf <= 1; cf++, serial++) {
+                    ref_layer l = {0};
+                    l.kind = (ref_kind)kind;
+                    l.rank = rank;
+                    l.channels_first = cf;
+                    l.in_h = gs[g].h, l.in_w = gs[g].w;
+                    l.k_h = gs[g].kh, l.k_w = gs[g].kw;
+                    l.s_h = gs[g].sh, l.s_w = gs[g].sw;
+                    l.d_h = gs[g].dh, l.d_w = gs[g].dw;
+                    l.padding = gs[g].padding;
+                    l.in_c = in_channels[serial % 6];
+                    l.filters = out_channels[(serial / 2) % 6];
+                    l.groups = 1;
+                    l.depth_multiplier = kind == REF_CONV ? 1 : 1 + serial % 3;
+                    if (kind == REF_CONV && serial % 4 == 3) {
+                        l.groups = 2;
+                        l.in_c = 6;
+                        l.filters = 10;
+                    }
+                    l.use_bias = serial % 5 != 2;
+                    l.activation = ACTIVATIONS[serial % NACT];
+                    l.keras_version = 3;
+                    kernel_case *c = add_case(gs[g].label, l, serial % 2 ? 3 : 1);
+                    c->baked = serial % 3 == 0;
+                    c->tf_keras_names = serial % 6 == 3;
+                }
+            }
+        }
+    }
+    /* Every activation on a dense and a depthwise layer, both layouts. */
+    for (int a = 0; a < NACT; a++) {
+        ref_layer l = {REF_CONV, 2, a % 2, 5, 6, 9, 3, 3, 1, 1, 1, 1, "same", 10, 1, 1, 1, ACTIVATIONS[a], 3};
+        add_case("activation", l, 2);
+        ref_layer d = {REF_DEPTHWISE, 1, (a + 1) % 2, 1, 11, 3, 1, 5, 1, 1, 1, 1, "causal", 0, 1, 2, 1, ACTIVATIONS[a], 3};
+        add_case("activation", d, 1)->baked = 1;
+    }
+    /* tf.keras's hard_sigmoid. */
+    ref_layer k2 = {REF_CONV, 2, 0, 5, 5, 3, 3, 3, 1, 1, 1, 1, "same", 4, 1, 1, 1, "hard_sigmoid", 2};
+    add_case("keras2", k2, 1);
+    /* Fully unrolled layers (weights as literals, or as loads). */
+    for (int kind = REF_CONV; kind <= REF_SEPARABLE; kind++) {
+        for (int cf = 0; cf <= 1; cf++) {
+            ref_layer l = {(ref_kind)kind, 2, cf, 5, 4, 3, 3, 3, 2, 1, 1, 1, "same", 5, 1, 2, 1, "relu", 3};
+            if (kind == REF_CONV)
+                l.depth_multiplier = 1;
+            kernel_case *c = add_case("unroll_full", l, 2);
+            c->unroll = "full";
+            c->baked = cf;
+            ref_layer m = {(ref_kind)kind, 1, cf, 1, 7, 2, 1, 3, 1, 2, 1, 1, "causal", 3, 1, 1, kind != REF_CONV, "softmax", 3};
+            c = add_case("unroll_full", m, 3);
+            c->unroll = "full";
+            c->baked = !cf;
+        }
+    }
+}
+
+static void make_weights(kernel_case *c, int index)
+{
+    unsigned long long seed = 0x5eed0000ull + (unsigned long long)index;
+    c->nweights = ref_weight_count(&c->layer);
+    for (int i = 0; i < c->nweights; i++) {
+        long n = ref_weight_size(&c->layer, i);
+        c->weights[i] = malloc((size_t)n * sizeof(float));
+        /* Keep outputs near unit scale: kernels shrink with their fan-in. */
+        long shape[8];
+        int r = weight_shape(&c->layer, i, shape);
+        double fan_in = r > 1 ? (double)n / (double)shape[r - 1] : 1.0;
+        float scale = (float)(1.0 / sqrt(fan_in));
+        harness_fill(c->weights[i], n, &seed, -scale, scale);
+    }
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    build_matrix();
+    workdir = harness_tempdir();
+    lua_State *L = harness_host();
+    size_t total = 0, cap = 1 << 20;
+    char *combined = malloc(cap);
+    for (int i = 0; i < ncases; i++) {
+        kernel_case *c = &cases[i];
+        make_weights(c, i);
+        char dir[4200] = "";
+        if (c->baked) {
+            snprintf(dir, sizeof dir, "%s/%s", workdir, c->symbol);
+            char mk[4300];
+            snprintf(mk, sizeof mk, "%s", dir);
+            char *argv[] = {"mkdir", "-p", mk, NULL};
+            harness_run(argv, NULL);
+            for (int w = 0; w < c->nweights; w++) {
+                long shape[8];
+                int r = weight_shape(&c->layer, w, shape);
+                char path[4400], err[256];
+                snprintf(path, sizeof path, "%s/%s", dir, weight_file(c, w));
+                if (convgen_npy_save(path, r, shape, c->weights[w], err, sizeof err) != 0) {
+                    fprintf(stderr, "%s: %s\n", path, err);
+                    return -1;
+                }
+            }
+        }
+        char spec[2048], *err;
+        spec_json(c, spec, sizeof spec);
+        c->source = harness_generate(L, spec, c->name, c->symbol, c->baked ? dir : NULL, c->unroll,
+                                     c->layer.keras_version, &err);
+        if (!c->source) {
+            fprintf(stderr, "%s: generation failed:\n%s\nspec: %s\n", c->name, err, spec);
+            return -1;
+        }
+        size_t len = strlen(c->source);
+        while (total + len + 1 > cap)
+            combined = realloc(combined, cap *= 2);
+        memcpy(combined + total, c->source, len);
+        total += len;
+    }
+    convgen__host_close(L);
+    combined_path = harness_write(workdir, "all_cases.c", combined, total);
+    free(combined);
+    char so[4200];
+    snprintf(so, sizeof so, "%s/all_cases_gcc.so", workdir);
+    gcc_handle = harness_compile_shared("gcc", combined_path, so, &gcc_log);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    if (gcc_handle)
+        dlclose(gcc_handle);
+    for (int i = 0; i < ncases; i++) {
+        free(cases[i].source);
+        for (int w = 0; w < cases[i].nweights; w++)
+            free(cases[i].weights[w]);
+    }
+    if (!getenv("CONVGEN_KEEP_TEST_FILES"))
+        harness_remove_tree(workdir);
+    else
+        fprintf(stderr, "kept %s\n", workdir);
+    free(workdir);
+    free(combined_path);
+    free(gcc_log);
+    return 0;
+}
+
+/* Runs one compiled variant on guarded buffers and compares it with want. */
+static void run_and_compare(const kernel_case *c, void *fn_address, const char *compiler, const float *input,
+                            long in_n, const float *want, long out_n)
+{
+    float *out = malloc((size_t)(out_n + 2 * GUARD) * sizeof(float));
+    float *in = malloc((size_t)in_n * sizeof(float));
+    memcpy(in, input, (size_t)in_n * sizeof(float));
+    for (long i = 0; i < out_n + 2 * GUARD; i++)
+        out[i] = NAN; /* an element the kernel forgets to write fails the comparison */
+    const float *w[4] = {c->weights[0], c->weights[1], c->weights[2], c->weights[3]};
+    if (c->baked) {
+        layer_baked_fn fn;
+        memcpy(&fn, &fn_address, sizeof fn);
+        fn(in, out + GUARD, c->batch);
+    } else {
+        layer_runtime_fn fn;
+        memcpy(&fn, &fn_address, sizeof fn);
+        fn(in, out + GUARD, c->batch, w);
+    }
+    for (int i = 0; i < GUARD; i++) {
+        if (!isnan(out[i]) || !isnan(out[GUARD + out_n + i]))
+            fail_msg("%s (%s): wrote outside the output buffer", c->name, compiler);
+    }
+    if (memcmp(in, input, (size_t)in_n * sizeof(float)) != 0)
+        fail_msg("%s (%s): modified its input", c->name, compiler);
+    long bad = harness_mismatch(out + GUARD, want, out_n, 1e-4, 1e-5);
+    if (bad >= 0)
+        fail_msg("%s (%s): output[%ld] = %.9g, reference %.9g (of %ld)", c->name, compiler, bad,
+                 (double)out[GUARD + bad], (double)want[bad], out_n);
+    free(out);
+    free(in);
+}
+
+/* One case: libtcc and gcc builds both match the reference. */
+static void test_case(void **state)
+{
+    const kernel_case *c = *state;
+    int oh, ow, oc;
+    assert_true(ref_output_shape(&c->layer, &oh, &ow, &oc));
+    long in_n = (long)c->batch * c->layer.in_h * c->layer.in_w * c->layer.in_c;
+    long out_n = (long)c->batch * oh * ow * oc;
+    float *input = malloc((size_t)in_n * sizeof(float));
+    float *want = malloc((size_t)out_n * sizeof(float));
+    unsigned long long seed = 0x1234ull + (unsigned long long)(c - cases);
+    harness_fill(input, in_n, &seed, -1.0f, 1.0f);
+    const float *w[4] = {c->weights[0], c->weights[1], c->weights[2], c->weights[3]};
+    ref_forward(&c->layer, c->batch, input, w, want);
+
+    char err[4096];
+    convgen__jit *jit = convgen__jit_compile(c->source, 1, err, sizeof err);
+    if (!jit)
+        fail_msg("%s: libtcc rejected the source:\n%s", c->name, err);
+    void *address = convgen__jit_symbol(jit, c->symbol);
+    assert_non_null(address);
+    run_and_compare(c, address, "tcc", input, in_n, want, out_n);
+    convgen__jit_free(jit);
+
+    if (!gcc_handle)
+        fail_msg("gcc failed on the generated cases:\n%.4000s", gcc_log ? gcc_log : "");
+    address = dlsym(gcc_handle, c->symbol);
+    assert_non_null(address);
+    run_and_compare(c, address, "gcc", input, in_n, want, out_n);
+    free(input);
+    free(want);
+}
+
+/* Every generated case compiles without a warning under gcc, clang and tcc
+ * at -std=c99 -Wall -Wextra -pedantic. */
+static void test_no_warnings(void **state)
+{
+    (void)state;
+    if (!gcc_handle)
+        fail_msg("gcc: %.4000s", gcc_log ? gcc_log : "");
+    const char *compilers[] = {"clang", "tcc"};
+    for (int i = 0; i < 2; i++) {
+        char obj[4200];
+        snprintf(obj, sizeof obj, "%s/all_cases_%s.o", workdir, compilers[i]);
+        char *argv[] = {(char *)compilers[i], "-std=c99", "-Wall", "-Wextra", "-pedantic", "-Werror",
+                        "-c", combined_path, "-o", obj, NULL};
+        char *out = NULL;
+        int status = harness_run(argv, &out);
+        if (status != 0)
+            fail_msg("%s: exit %d\n%.4000s", compilers[i], status, out ? out : "");
+        free(out);
+    }
+}
+
+/* The same spec gives byte-identical source. */
+static void test_deterministic(void **state)
+{
+    (void)state;
+    lua_State *L = harness_host();
+    for (int i = 0; i < ncases; i += 7) {
+        char spec[2048], *err;
+        spec_json(&cases[i], spec, sizeof spec);
+        char dir[4200];
+        snprintf(dir, sizeof dir, "%s/%s", workdir, cases[i].symbol);
+        char *again = harness_generate(L, spec, cases[i].name, cases[i].symbol, cases[i].baked ? dir : NULL,
+                                       cases[i].unroll, cases[i].layer.keras_version, &err);
+        assert_non_null(again);
+        assert_string_equal(again, cases[i].source);
+        free(again);
+    }
+    convgen__host_close(L);
+}
+
+int main(void)
+{
+    /* The case list must exist before cmocka sees the tests. */
+    if (setup(NULL) != 0)
+        return 1;
+    struct CMUnitTest *tests = calloc((size_t)ncases + 2, sizeof *tests);
+    tests[0] = (struct CMUnitTest)cmocka_unit_test(test_no_warnings);
+    tests[1] = (struct CMUnitTest)cmocka_unit_test(test_deterministic);
+    for (int i = 0; i < ncases; i++) {
+        tests[i + 2].name = cases[i].name;
+        tests[i + 2].test_func = test_case;
+        tests[i + 2].initial_state = &cases[i];
+    }
+    int failed = _cmocka_run_group_tests("kernels", tests, (size_t)ncases + 2, NULL, NULL);
+    teardown(NULL);
+    free(tests);
+    return failed;
+}
