@@ -64,3 +64,6 @@ clean:
 
 include tests/tests.mk
 include examples/examples.mk
+
+lint:
+	luacheck --no-color gen/convgen tools/embed.lua

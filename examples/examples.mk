@@ -1,1 +1,19 @@
+# examples.mk: `make example` generates, compiles and runs the bundled
+# SeparableConv2D example against Keras's own output.
 
+EXAMPLE_DIR = examples/separable
+EXAMPLE_OUT = build/example
+
+.PHONY: example
+
+$(EXAMPLE_OUT)/separable.c: bin/convgen $(EXAMPLE_DIR)/spec.json $(wildcard $(EXAMPLE_DIR)/weights/*.npy)
+	@mkdir -p $(EXAMPLE_OUT)
+	bin/convgen check $(EXAMPLE_DIR)/spec.json -w $(EXAMPLE_DIR)/weights
+	bin/convgen generate $(EXAMPLE_DIR)/spec.json -w $(EXAMPLE_DIR)/weights -o $@
+
+$(EXAMPLE_OUT)/separable: $(EXAMPLE_DIR)/main.c $(EXAMPLE_OUT)/separable.c runtime/npy.c runtime/fileio.c
+	$(CC) -std=c99 -O2 -Wall -Wextra -pedantic -Iinclude -Iruntime -I$(EXAMPLE_OUT) -o $@ \
+	  $(EXAMPLE_DIR)/main.c $(EXAMPLE_OUT)/separable.c runtime/npy.c runtime/fileio.c -lm
+
+example: $(EXAMPLE_OUT)/separable
+	$(EXAMPLE_OUT)/separable $(EXAMPLE_DIR)/input.npy $(EXAMPLE_DIR)/expected.npy

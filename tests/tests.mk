@@ -13,6 +13,6 @@ build/tests/%: tests/%.c tests/harness.c tests/harness.h tests/reference.c tests
 	$(CC) $(TEST_CFLAGS) -o $@ $< tests/harness.c tests/reference.c $(HOST_OBJ) $(CMOCKA_LIBS) $(HOST_LIBS)
 
 # Each program prints cmocka's summary; the run stops at the first failing one.
-test: $(TEST_BINS) bin/convgen
+test: $(TEST_BINS) bin/convgen lint
 	@set -e; for t in $(TEST_BINS); do echo "== $$t"; CONVGEN=bin/convgen $$t; done
 	@echo "all test programs passed"

@@ -2,7 +2,7 @@
 # deps.sh: checks (default) or installs (--install) the Debian packages convgen needs.
 # Checking prints the exact apt-get command for whatever is missing and fails.
 set -eu
-PACKAGES="make gcc clang pkg-config lua5.4 liblua5.4-dev lua-dkjson tcc libtcc-dev libcmocka-dev"
+PACKAGES="make gcc clang pkg-config lua5.4 liblua5.4-dev lua-dkjson lua-check tcc libtcc-dev libcmocka-dev"
 missing=""
 for p in $PACKAGES; do
     status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)

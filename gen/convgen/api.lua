@@ -11,7 +11,6 @@ local weights = require("convgen.weights")
 
 local M = {}
 
-local format = string.format
 
 -- Picks the front-end by extension, or by the first character for other names.
 local function frontend_for(path, text)

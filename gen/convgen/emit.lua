@@ -3,7 +3,6 @@
 local activations = require("convgen.activations")
 local template = require("convgen.template")
 local weights_mod = require("convgen.weights")
-local native = require("convgen.native")
 
 local M = {}
 

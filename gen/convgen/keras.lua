@@ -8,6 +8,8 @@ local shapes = require("convgen.shapes")
 
 local M = {}
 
+M.MAX_ELEMENTS = 2147483647 -- int indexing in generated code
+
 local format, concat = string.format, table.concat
 local type, pairs, ipairs, tointeger = type, pairs, ipairs, math.tointeger
 
@@ -358,6 +360,21 @@ function M.lower(desc, diag, options)
   if use_bias then
     ir.weights[#ir.weights + 1] = { name = "bias", names = { "bias" }, shape = { out_c } }
   end
+
+  -- Generated code indexes with int: every tensor must stay below 2^31 elements.
+  local sizes = { { "input", ir.in_h * ir.in_w * ir.in_c }, { "output", ir.out_h * ir.out_w * out_c } }
+  for _, w in ipairs(ir.weights) do
+    local n = 1
+    for _, v in ipairs(w.shape) do n = n * v end
+    sizes[#sizes + 1] = { w.name, n }
+  end
+  for _, entry in ipairs(sizes) do
+    if entry[2] > M.MAX_ELEMENTS then
+      diag:error(format("%s has %d elements per batch item; at most %d are supported",
+        entry[1], entry[2], M.MAX_ELEMENTS), desc.input_shape_field or "build_config.input_shape")
+    end
+  end
+  if not diag:ok() then return nil end
 
   -- Multiply-adds, for reports and benchmarks.
   local pixels = ir.out_h * ir.out_w

@@ -33,15 +33,18 @@ local function strides(channels_first, h, w, c)
   return { h = w * c, w = c, c = 1 }
 end
 
--- Output positions along one axis whose taps are clipped by padding.
+-- Output positions along one axis whose taps are clipped by padding: each
+-- gets its own call with constant tap bounds, so their number is capped.
+M.MAX_BORDER = 1024
 local function borders(out, s, d, k, pad, n, lo, hi)
   local list = {}
-  for o = 0, out - 1 do
-    if o < lo or o >= hi then
-      local first, last = shapes.tap_range(o, s, d, k, pad, n)
-      list[#list + 1] = { o = o, first = first, last = last, before = o < lo }
-    end
+  if lo == hi then lo, hi = out, out end -- no interior: every position is a border
+  local function add(o)
+    local first, last = shapes.tap_range(o, s, d, k, pad, n)
+    list[#list + 1] = { o = o, first = first, last = last, before = o < lo }
   end
+  for o = 0, lo - 1 do add(o) end
+  for o = hi, out - 1 do add(o) end
   return list
 end
 
@@ -79,6 +82,10 @@ function M.plan(ir, options)
   p.w_lo, p.w_hi = shapes.interior(ir.out_w, ir.s_w, ir.d_w, ir.k_w, ir.pad_left, ir.in_w)
   p.border_rows = borders(ir.out_h, ir.s_h, ir.d_h, ir.k_h, ir.pad_top, ir.in_h, p.h_lo, p.h_hi)
   p.border_cols = borders(ir.out_w, ir.s_w, ir.d_w, ir.k_w, ir.pad_left, ir.in_w, p.w_lo, p.w_hi)
+  if #p.border_rows > M.MAX_BORDER or #p.border_cols > M.MAX_BORDER then
+    return nil, format("the kernel's extent leaves %d output positions in the padding; at most %d are supported",
+      math.max(#p.border_rows, #p.border_cols), M.MAX_BORDER), "config.kernel_size"
+  end
 
   -- Taps of the interior, with their offsets from tap (0, 0).
   p.taps = {}

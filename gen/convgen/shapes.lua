@@ -41,15 +41,14 @@ function M.tap_range(o, s, d, k, pad_before, n)
   return first, last
 end
 
--- Output indices [lo, hi) whose every tap is inside the input (the interior).
+-- Output indices [lo, hi) whose every tap is inside the input (the interior):
+-- tap 0 at o * s - pad_before >= 0 and the last tap at
+-- o * s - pad_before + (k - 1) * d <= n - 1.
 function M.interior(out, s, d, k, pad_before, n)
-  local lo, hi = out, 0
-  for o = 0, out - 1 do
-    local first, last = M.tap_range(o, s, d, k, pad_before, n)
-    if first == 0 and last == k then
-      lo, hi = min(lo, o), max(hi, o + 1)
-    end
-  end
+  local lo = ceil_div(pad_before, s)
+  local last_ok = n - 1 - (k - 1) * d + pad_before
+  if last_ok < 0 then return 0, 0 end
+  local hi = min(out, last_ok // s + 1)
   if hi <= lo then return 0, 0 end
   return lo, hi
 end
