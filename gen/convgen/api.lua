@@ -20,10 +20,20 @@ local function frontend_for(path, text)
   return frontend_lua
 end
 
--- A C identifier made from s.
+-- C99 keywords: a function cannot be named after one.
+local KEYWORDS = {}
+for word in ([[auto break case char const continue default do double else enum extern float for
+  goto if inline int long register restrict return short signed sizeof static struct switch typedef
+  union unsigned void volatile while _Bool _Complex _Imaginary]]):gmatch("%S+") do
+  KEYWORDS[word] = true
+end
+M.KEYWORDS = KEYWORDS
+
+-- A C identifier made from s (a file stem or a Keras layer name).
 local function identifier(s)
   s = s:gsub("[^%w_]", "_")
   if s:match("^%d") or s == "" then s = "layer_" .. s end
+  if KEYWORDS[s] then s = s .. "_layer" end
   return s
 end
 M.identifier = identifier

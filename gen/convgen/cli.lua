@@ -157,8 +157,8 @@ local function parse_args(command, argv, first)
     if v ~= 2 and v ~= 3 then usage_error(command, "--keras-version must be 2 or 3") end
     opts.keras_version = v
   end
-  if opts.name and not opts.name:match("^[%a_][%w_]*$") then
-    usage_error(command, format("--name must be a C identifier, got '%s'", opts.name))
+  if opts.name and (not opts.name:match("^[%a_][%w_]*$") or api.KEYWORDS[opts.name]) then
+    usage_error(command, format("--name must be a C identifier that is not a keyword, got '%s'", opts.name))
   end
   return opts, positional
 end

@@ -10,6 +10,21 @@ M.VERSION = "0.1.0"
 
 local format, concat = string.format, table.concat
 
+-- `expr * k`, simplified for readable index arithmetic.
+local function times(expr, k)
+  if k == 0 then return "0" end
+  if k == 1 then return expr end
+  if expr:find("[%+%-]") then expr = "(" .. expr .. ")" end
+  return expr .. " * " .. k
+end
+
+-- `expr + n`, simplified.
+local function plus(expr, n)
+  if n == 0 then return expr end
+  if n < 0 then return expr .. " - " .. -n end
+  return expr .. " + " .. n
+end
+
 -- Indents every non-empty line of text by `prefix`.
 local function indent(text, prefix)
   return (text:gsub("([^\n]*)\n", function(line)
@@ -73,7 +88,7 @@ end
 -- Renders the pixel function bodies for the layer's op.
 local function pixel_bodies(ir, p, act)
   local base = {
-    taps = p.taps, in_stride = p.in_stride, out_stride = p.out_stride,
+    times = times, plus = plus, taps = p.taps, in_stride = p.in_stride, out_stride = p.out_stride,
     k_w = ir.k_w, d_h = ir.d_h, d_w = ir.d_w, use_bias = ir.use_bias, act = act,
   }
   local function with(extra)
@@ -92,8 +107,8 @@ local function pixel_bodies(ir, p, act)
       if not grouped then return indent(text, "    ") end
       return concat({
         format("    for (int g = 0; g < %d; ++g) {\n", ir.groups),
-        format("        const float *restrict xg = %s + g * %d;\n", checked and "in" or "x",
-          p.ci_per_group * p.in_stride.c),
+        format("        const float *restrict xg = %s + %s;\n", checked and "in" or "x",
+          times("g", p.ci_per_group * p.in_stride.c)),
         format("        const int cg = g * %d;\n", p.co_per_group),
         indent(text, "        "),
         "    }\n",
@@ -106,7 +121,7 @@ local function pixel_bodies(ir, p, act)
       kernel_name = separable and "depthwise_kernel" or "kernel",
       store = separable
         and function(index, var) return format("mid[%s] = %s;", index, var) end
-        or function(index, var) return format("y[(%s) * %d] = %s;", index, p.out_stride.c, act(var)) end,
+        or function(index, var) return format("y[%s] = %s;", times(index, p.out_stride.c), act(var)) end,
     })
     if not separable then return indent(dw, "    ") end
     local pw = template.render("templates/stage_pointwise.c.in", with {
@@ -168,7 +183,7 @@ function M.emit(ir, p, tensors, info)
     prototype = format("void %s(%s)", name, proto_params),
     axes_in = axes(ir.rank, ir.channels_first, ir.in_h, ir.in_w, ir.in_c),
     axes_out = axes(ir.rank, ir.channels_first, ir.out_h, ir.out_w, ir.out_c),
-    guard = name:upper() .. "_H",
+    guard = "CONVGEN_" .. name:upper() .. "_H", times = times, plus = plus,
   }
   if p.axis_pass then
     ctx.axis_pass_function = template.render("templates/axis_pass.c.in", ctx):gsub("\n$", "")
