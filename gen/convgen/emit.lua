@@ -211,7 +211,7 @@ function M.usage(name, at_runtime)
     format("static float input[BATCH * %s_INPUT_SIZE], output[BATCH * %s_OUTPUT_SIZE];", N, N),
   }
   if at_runtime then
-    lines[#lines + 1] = format("const float *weights[%s_NUM_WEIGHTS] = { ... };  /* Keras layouts */", N)
+    lines[#lines + 1] = format("const float *weights[%s_NUM_WEIGHTS] = { ... };   (in Keras layouts)", N)
     lines[#lines + 1] = format("%s(input, output, BATCH, weights);", name)
   else
     lines[#lines + 1] = format("%s(input, output, BATCH);", name)
