@@ -167,6 +167,19 @@ void *harness_compile_shared(const char *compiler, const char *c_path, const cha
     return handle;
 }
 
+void harness_append(harness_buffer *b, const char *text)
+{
+    size_t n = strlen(text);
+    if (b->len + n + 1 > b->cap) {
+        b->cap = (b->len + n + 1) * 2;
+        b->text = realloc(b->text, b->cap);
+        if (!b->text)
+            abort();
+    }
+    memcpy(b->text + b->len, text, n + 1);
+    b->len += n;
+}
+
 void harness_fill(float *x, long n, unsigned long long *state, float lo, float hi)
 {
     for (long i = 0; i < n; i++) {

@@ -39,6 +39,13 @@ int harness_run(char *const argv[], char **output);
  * compiler's output in a malloc'd *log. */
 void *harness_compile_shared(const char *compiler, const char *c_path, const char *so_path, char **log);
 
+/* A growing text buffer (several generated sources compiled as one file). */
+typedef struct {
+    char *text;
+    size_t len, cap;
+} harness_buffer;
+void harness_append(harness_buffer *b, const char *text);
+
 /* Deterministic uniform floats in [lo, hi). */
 void harness_fill(float *x, long n, unsigned long long *state, float lo, float hi);
 

@@ -48,8 +48,7 @@ static int load_cases(void)
         return -1;
     }
     lua_State *L = harness_host();
-    size_t total = 0, cap = 1 << 20;
-    char *combined = malloc(cap);
+    harness_buffer combined = {0};
     for (char *line = strtok(manifest, "\n"); line && ncases < MAX_CASES; line = strtok(NULL, "\n")) {
         if (!*line)
             continue;
@@ -71,22 +70,18 @@ static int load_cases(void)
             fprintf(stderr, "%s: %s\n", c->name, err);
             return -1;
         }
-        size_t len = strlen(c->source);
-        while (total + len + 1 > cap)
-            combined = realloc(combined, cap *= 2);
-        memcpy(combined + total, c->source, len);
-        total += len;
+        harness_append(&combined, c->source);
         ncases++;
     }
     free(manifest);
     convgen__host_close(L);
     workdir = harness_tempdir();
-    char *c_path = harness_write(workdir, "golden.c", combined, total);
+    char *c_path = harness_write(workdir, "golden.c", combined.text, combined.len);
     char so[4200];
     snprintf(so, sizeof so, "%s/golden.so", workdir);
     gcc_handle = harness_compile_shared("gcc", c_path, so, &gcc_log);
     free(c_path);
-    free(combined);
+    free(combined.text);
     return ncases > 0 ? 0 : -1;
 }
 

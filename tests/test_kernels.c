@@ -273,8 +273,7 @@ static int setup(void **state)
     build_matrix();
     workdir = harness_tempdir();
     lua_State *L = harness_host();
-    size_t total = 0, cap = 1 << 20;
-    char *combined = malloc(cap);
+    harness_buffer combined = {0};
     for (int i = 0; i < ncases; i++) {
         kernel_case *c = &cases[i];
         make_weights(c, i);
@@ -304,15 +303,11 @@ static int setup(void **state)
             fprintf(stderr, "%s: generation failed:\n%s\nspec: %s\n", c->name, err, spec);
             return -1;
         }
-        size_t len = strlen(c->source);
-        while (total + len + 1 > cap)
-            combined = realloc(combined, cap *= 2);
-        memcpy(combined + total, c->source, len);
-        total += len;
+        harness_append(&combined, c->source);
     }
     convgen__host_close(L);
-    combined_path = harness_write(workdir, "all_cases.c", combined, total);
-    free(combined);
+    combined_path = harness_write(workdir, "all_cases.c", combined.text, combined.len);
+    free(combined.text);
     char so[4200];
     snprintf(so, sizeof so, "%s/all_cases_gcc.so", workdir);
     gcc_handle = harness_compile_shared("gcc", combined_path, so, &gcc_log);

@@ -188,17 +188,15 @@ function M.emit(ir, p, tensors, info)
   if p.axis_pass then
     ctx.axis_pass_function = template.render("templates/axis_pass.c.in", ctx):gsub("\n$", "")
   end
+  local layer_template = "templates/layer.c.in"
   if p.unroll == "full" then
+    layer_template = "templates/layer_unrolled.c.in"
     ctx.statements = require("convgen.unrolled").statements(ir, p, tensors, at_runtime, act)
-    ctx.provenance = provenance(ir, info, info.c_file)
-    local c = template.render("templates/layer_unrolled.c.in", ctx)
-    ctx.provenance = provenance(ir, info, info.h_file:match("[^/]*$"))
-    ctx.usage = M.usage(name, at_runtime)
-    return c, template.render("templates/layer.h.in", ctx)
+  else
+    ctx.pixel_interior_body, ctx.pixel_border_body = pixel_bodies(ir, p, act)
   end
-  ctx.pixel_interior_body, ctx.pixel_border_body = pixel_bodies(ir, p, act)
   ctx.provenance = provenance(ir, info, info.c_file)
-  local c = template.render("templates/layer.c.in", ctx)
+  local c = template.render(layer_template, ctx)
   ctx.provenance = provenance(ir, info, info.h_file:match("[^/]*$"))
   ctx.usage = M.usage(name, at_runtime)
   return c, template.render("templates/layer.h.in", ctx)
