@@ -249,6 +249,28 @@ static int l_write_file(lua_State *L)
     return 1;
 }
 
+/* native.write_temp(path, text) -> temporary file name beside path | nil, message;
+ * returns false (no file) when path already holds exactly this text. */
+static int l_write_temp(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    size_t size;
+    const char *text = luaL_checklstring(L, 2, &size);
+    if (convgen__same_content(path, text, size)) {
+        lua_pushboolean(L, 0);
+        return 1;
+    }
+    char err[256], *tmp;
+    if (convgen__write_temp(path, text, size, &tmp, err, sizeof err) != 0) {
+        luaL_pushfail(L);
+        lua_pushstring(L, err);
+        return 2;
+    }
+    lua_pushstring(L, tmp);
+    free(tmp);
+    return 1;
+}
+
 /* native.read_npy(path) -> tensor | nil, message */
 static int l_read_npy(lua_State *L)
 {
@@ -360,6 +382,7 @@ static const luaL_Reg tensor_methods[] = {
 
 static const luaL_Reg native_functions[] = {
     {"read_file", l_read_file},   {"write_file", l_write_file},
+    {"write_temp", l_write_temp},
     {"read_npy", l_read_npy},     {"write_npy", l_write_npy},
     {"tensor", l_tensor},         {"float_literal", l_float_literal},
     {"template", l_template},     {"jit_run", l_jit_run},

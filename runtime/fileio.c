@@ -45,8 +45,7 @@ int convgen__read_file(const char *path, unsigned char **data, size_t *size, cha
     return 0;
 }
 
-/* True when path exists and holds exactly these bytes. */
-static int same_content(const char *path, const void *data, size_t size)
+int convgen__same_content(const char *path, const void *data, size_t size)
 {
     FILE *f = fopen(path, "rb");
     if (!f)
@@ -66,10 +65,8 @@ static int same_content(const char *path, const void *data, size_t size)
     return same;
 }
 
-int convgen__write_file_atomic(const char *path, const void *data, size_t size, char *err, size_t err_size)
+int convgen__write_temp(const char *path, const void *data, size_t size, char **tmp_out, char *err, size_t err_size)
 {
-    if (same_content(path, data, size))
-        return 0;
     size_t n = strlen(path) + 32;
     char *tmp = malloc(n);
     if (!tmp) {
@@ -103,12 +100,29 @@ int convgen__write_file_atomic(const char *path, const void *data, size_t size, 
         saved = errno, ok = 0;
     if (close(fd) != 0 && ok)
         saved = errno, ok = 0;
-    if (ok && rename(tmp, path) != 0)
-        saved = errno, ok = 0;
     if (!ok) {
         unlink(tmp);
+        free(tmp);
         snprintf(err, err_size, "cannot write: %s", strerror(saved));
+        return -1;
+    }
+    *tmp_out = tmp;
+    return 0;
+}
+
+int convgen__write_file_atomic(const char *path, const void *data, size_t size, char *err, size_t err_size)
+{
+    if (convgen__same_content(path, data, size))
+        return 0;
+    char *tmp;
+    if (convgen__write_temp(path, data, size, &tmp, err, err_size) != 0)
+        return -1;
+    int status = 0;
+    if (rename(tmp, path) != 0) {
+        snprintf(err, err_size, "cannot write: %s", strerror(errno));
+        unlink(tmp);
+        status = -1;
     }
     free(tmp);
-    return ok ? 0 : -1;
+    return status;
 }

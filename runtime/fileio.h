@@ -14,4 +14,12 @@ int convgen__read_file(const char *path, unsigned char **data, size_t *size, cha
  * build tools see no change. Returns 0, or -1 with a message in err. */
 int convgen__write_file_atomic(const char *path, const void *data, size_t size, char *err, size_t err_size);
 
+/* True when path exists and holds exactly these bytes. */
+int convgen__same_content(const char *path, const void *data, size_t size);
+
+/* Writes data to a new temporary file beside path (mode 0644) and returns its
+ * malloc'd name in *tmp, for the caller to rename over path or remove.
+ * Returns 0, or -1 with a message in err and nothing left behind. */
+int convgen__write_temp(const char *path, const void *data, size_t size, char **tmp, char *err, size_t err_size);
+
 #endif

@@ -48,7 +48,7 @@ function M.load_spec(opts)
   if not text then
     local err
     text, err = native.read_file(file)
-    if not text then diag:fail("cannot read spec: " .. err) end
+    if not text then diag:fail("cannot read spec: " .. err, "spec") end
   end
   local desc = frontend_for(file, text).parse(text, diag)
   diag:check()

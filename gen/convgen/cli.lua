@@ -108,7 +108,7 @@ local function parse_shape(command, text)
     item = item:match("^%s*(.-)%s*$")
     if item == "None" or item == "?" or item == "null" or item == "-1" then
       out[#out + 1] = frontend_json.NULL
-    elseif item:match("^%d+$") then
+    elseif item:match("^%d+$") and math.tointeger(tonumber(item)) then
       out[#out + 1] = math.tointeger(tonumber(item))
     else
       usage_error(command, format("--input-shape expects comma-separated sizes like 1,32,32,3, got '%s'", text))
@@ -190,15 +190,30 @@ function commands.generate(opts, argv)
     stdout:write(result.c)
     return result.diag
   end
-  local ok, err = native.write_file(result.h_file, result.h)
-  if not ok then result.diag:error_in(result.h_file, "cannot write output: " .. err, "--header") end
-  result.diag:check()
-  ok, err = native.write_file(opts.c_file, result.c)
-  if not ok then
-    os.remove(result.h_file)
-    result.diag:error_in(opts.c_file, "cannot write output: " .. err, "-o")
+  -- Both files or neither: write temporaries, then rename them into place.
+  local outputs = {
+    { path = result.h_file, text = result.h, field = opts.h_file and "--header" or "-o" },
+    { path = opts.c_file, text = result.c, field = "-o" },
+  }
+  local pending = {}
+  for _, o in ipairs(outputs) do
+    local tmp, err = native.write_temp(o.path, o.text)
+    if tmp == nil then
+      for _, q in ipairs(pending) do os.remove(q.tmp) end
+      result.diag:error_in(o.path, "cannot write output: " .. err, o.field)
+      result.diag:check()
+    elseif tmp then
+      pending[#pending + 1] = { tmp = tmp, path = o.path, field = o.field }
+    end
   end
-  result.diag:check()
+  for i, q in ipairs(pending) do
+    local ok, err = os.rename(q.tmp, q.path)
+    if not ok then
+      for k = i, #pending do os.remove(pending[k].tmp) end
+      result.diag:error_in(q.path, "cannot write output: " .. tostring(err), q.field)
+      result.diag:check()
+    end
+  end
   return result.diag
 end
 

@@ -34,7 +34,8 @@ function M.parse(text, diag)
     diag:error(format("malformed JSON: %s", err or "no value"), "json")
     return nil
   end
-  if type(obj) ~= "table" or obj == NULL or #obj > 0 then
+  local mt = type(obj) == "table" and getmetatable(obj)
+  if type(obj) ~= "table" or obj == NULL or #obj > 0 or (mt and mt.__jsontype == "array") then
     diag:error("expected a JSON object describing one layer", "json")
     return nil
   end

@@ -28,6 +28,9 @@ local function pick(lib, names)
   return t
 end
 
+-- The sandbox's string library; strings reach it through their metatable too.
+local SAFE_STRING = pick(string, { "byte", "char", "format", "len", "lower", "rep", "reverse", "sub", "upper" })
+
 local function sandbox()
   local env = {
     assert = assert, error = error, ipairs = ipairs, next = next, pairs = pairs,
@@ -35,7 +38,7 @@ local function sandbox()
     math = pick(math, { "abs", "ceil", "floor", "huge", "max", "maxinteger", "min",
                         "mininteger", "pi", "sqrt", "tointeger", "type" }),
     -- No pattern matching: a pathological pattern runs inside C, out of the hook's reach.
-    string = pick(string, { "byte", "char", "format", "len", "lower", "rep", "reverse", "sub", "upper" }),
+    string = SAFE_STRING,
     table = pick(table, { "concat", "insert", "remove", "sort", "unpack" }),
   }
   for _, class in ipairs(LAYER_CLASSES) do
@@ -61,9 +64,15 @@ function M.parse(text, diag)
       error(format("spec ran for more than %d instructions", M.INSTRUCTION_LIMIT), 0)
     end
   end, "", 1000)
+  -- ("").dump or ("x"):match would reach the real string library through the
+  -- metatable strings share: point it at the sandbox's library while the spec runs.
+  local string_meta = getmetatable("")
+  local real_string = string_meta.__index
+  string_meta.__index = SAFE_STRING
   native.set_memory_limit(M.MEMORY_LIMIT)
   local ok, result = pcall(chunk)
   native.set_memory_limit(nil)
+  string_meta.__index = real_string
   debug.sethook()
   if not ok then
     local msg = tostring(result)

@@ -59,15 +59,30 @@ local NEUTRAL = {
 -- Field readers: each records an error naming the field and returns nil on bad input
 ------------------------------------------------------------------------------
 
-local function show(v)
+-- A value as the user wrote it, JSON-like, for messages (depth-limited: Lua
+-- specs can build cyclic tables).
+local function show(v, depth)
+  depth = depth or 0
   if type(v) == "string" then return format("%q", v) end
-  if type(v) == "table" then
-    local parts = {}
-    for i = 1, #v do parts[i] = show(v[i]) end
+  if type(v) ~= "table" then return tostring(v) end
+  local mt = getmetatable(v)
+  if mt and mt.__tostring then return tostring(v) end -- JSON null
+  if depth >= 3 then return "..." end
+  local parts = {}
+  if #v > 0 or next(v) == nil then
+    for i = 1, #v do parts[i] = show(v[i], depth + 1) end
     return "[" .. concat(parts, ", ") .. "]"
   end
-  return tostring(v)
+  local keys = {}
+  for k in pairs(v) do keys[#keys + 1] = tostring(k) end
+  table.sort(keys)
+  for i, k in ipairs(keys) do parts[i] = format("%q: %s", k, show(v[k], depth + 1)) end
+  return "{" .. concat(parts, ", ") .. "}"
 end
+
+-- Every size, stride, dilation and count is at most this, so that index
+-- arithmetic in generated code (int) and here (64-bit) cannot overflow.
+M.MAX_VALUE = 1 << 28
 
 local function as_int(v)
   if type(v) == "number" then return tointeger(v) end
@@ -90,6 +105,9 @@ local function int_tuple(diag, field, v, rank, minimum)
     elseif n < minimum then
       diag:error(format("must be at least %d, got %d", minimum, n), field)
       return nil
+    elseif n > M.MAX_VALUE then
+      diag:error(format("must be at most %d, got %d", M.MAX_VALUE, n), field)
+      return nil
     end
     out[i] = n
   end
@@ -102,6 +120,9 @@ local function positive_int(diag, field, v)
     diag:error(format("expected an integer, got %s", show(v)), field)
   elseif n < 1 then
     diag:error(format("must be at least 1, got %d", n), field)
+    n = nil
+  elseif n > M.MAX_VALUE then
+    diag:error(format("must be at most %d, got %d", M.MAX_VALUE, n), field)
     n = nil
   end
   return n
@@ -203,6 +224,9 @@ local function input_dims(diag, desc, rank, channels_first)
     local v = as_int(shape[i])
     if not v or v < 1 then
       diag:error(format("input sizes other than batch must be positive integers, got %s", show(shape)), field)
+      return nil
+    elseif v > M.MAX_VALUE then
+      diag:error(format("input sizes must be at most %d, got %s", M.MAX_VALUE, show(shape)), field)
       return nil
     end
     dims[#dims + 1] = v
@@ -310,6 +334,14 @@ function M.lower(desc, diag, options)
     end
   end
 
+  for i = 1, rank do
+    if shapes.effective_kernel(kernel[i], dilation[i]) > M.MAX_VALUE then
+      diag:error(format("the kernel's extent (kernel_size - 1) * dilation_rate + 1 = %d is more than %d",
+        shapes.effective_kernel(kernel[i], dilation[i]), M.MAX_VALUE), "config.dilation_rate")
+      return nil
+    end
+  end
+
   -- Spatial axes: 1D layers are 2D layers of height 1 whose kernel is 1 high.
   local k = rank == 1 and { 1, kernel[1] } or kernel
   local s = rank == 1 and { 1, strides[1] } or strides
@@ -362,15 +394,16 @@ function M.lower(desc, diag, options)
   end
 
   -- Generated code indexes with int: every tensor must stay below 2^31 elements.
-  local sizes = { { "input", ir.in_h * ir.in_w * ir.in_c }, { "output", ir.out_h * ir.out_w * out_c } }
+  -- (Counted in floating point, which cannot wrap around.)
+  local sizes = { { "input", 1.0 * ir.in_h * ir.in_w * ir.in_c }, { "output", 1.0 * ir.out_h * ir.out_w * out_c } }
   for _, w in ipairs(ir.weights) do
-    local n = 1
+    local n = 1.0
     for _, v in ipairs(w.shape) do n = n * v end
     sizes[#sizes + 1] = { w.name, n }
   end
   for _, entry in ipairs(sizes) do
     if entry[2] > M.MAX_ELEMENTS then
-      diag:error(format("%s has %d elements per batch item; at most %d are supported",
+      diag:error(format("%s has %.0f elements per batch item; at most %d are supported",
         entry[1], entry[2], M.MAX_ELEMENTS), desc.input_shape_field or "build_config.input_shape")
     end
   end

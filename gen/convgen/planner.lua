@@ -17,6 +17,8 @@ local TILE = { conv = 8, depthwise = 8, pointwise = 8 }
 local UNROLL_BUDGET = 2048
 -- --unroll full: the hard cap on multiply-adds written out one by one.
 M.FULL_UNROLL_MAX_MACS = 65536
+-- A separable pixel's depthwise results live on the stack: at most 64 KiB.
+M.MAX_MID = 16384
 
 -- Splits n channels into tiles of at most `width`: full tiles, then one remainder.
 local function tiles(n, width)
@@ -37,8 +39,9 @@ end
 -- gets its own call with constant tap bounds, so their number is capped.
 M.MAX_BORDER = 1024
 local function borders(out, s, d, k, pad, n, lo, hi)
-  local list = {}
   if lo == hi then lo, hi = out, out end -- no interior: every position is a border
+  if lo + (out - hi) > M.MAX_BORDER then return nil, lo + (out - hi) end
+  local list = {}
   local function add(o)
     local first, last = shapes.tap_range(o, s, d, k, pad, n)
     list[#list + 1] = { o = o, first = first, last = last, before = o < lo }
@@ -80,26 +83,16 @@ function M.plan(ir, options)
   -- Interior: output rows and columns that read no padding.
   p.h_lo, p.h_hi = shapes.interior(ir.out_h, ir.s_h, ir.d_h, ir.k_h, ir.pad_top, ir.in_h)
   p.w_lo, p.w_hi = shapes.interior(ir.out_w, ir.s_w, ir.d_w, ir.k_w, ir.pad_left, ir.in_w)
-  p.border_rows = borders(ir.out_h, ir.s_h, ir.d_h, ir.k_h, ir.pad_top, ir.in_h, p.h_lo, p.h_hi)
-  p.border_cols = borders(ir.out_w, ir.s_w, ir.d_w, ir.k_w, ir.pad_left, ir.in_w, p.w_lo, p.w_hi)
-  if #p.border_rows > M.MAX_BORDER or #p.border_cols > M.MAX_BORDER then
+  local rows_n, cols_n
+  p.border_rows, rows_n = borders(ir.out_h, ir.s_h, ir.d_h, ir.k_h, ir.pad_top, ir.in_h, p.h_lo, p.h_hi)
+  p.border_cols, cols_n = borders(ir.out_w, ir.s_w, ir.d_w, ir.k_w, ir.pad_left, ir.in_w, p.w_lo, p.w_hi)
+  if not p.border_rows or not p.border_cols then
     return nil, format("the kernel's extent leaves %d output positions in the padding; at most %d are supported",
-      math.max(#p.border_rows, #p.border_cols), M.MAX_BORDER), "config.kernel_size"
+      rows_n or cols_n, M.MAX_BORDER), "config.kernel_size"
   end
 
-  -- Taps of the interior, with their offsets from tap (0, 0).
-  p.taps = {}
-  for kh = 0, ir.k_h - 1 do
-    for kw = 0, ir.k_w - 1 do
-      p.taps[#p.taps + 1] = {
-        kh = kh, kw = kw, index = kh * ir.k_w + kw, name = kh .. "x" .. kw,
-        offset = kh * ir.d_h * p.in_stride.h + kw * ir.d_w * p.in_stride.w,
-      }
-    end
-  end
-
-  -- Register tiles.
-  local ntaps = #p.taps
+  -- Register tiles, and whether a pixel's taps fit the unrolling budget.
+  local ntaps = ir.k_h * ir.k_w
   if ir.op == "conv" then
     p.ci_per_group = ir.in_c // ir.groups
     p.co_per_group = ir.out_c // ir.groups
@@ -112,7 +105,23 @@ function M.plan(ir, options)
     p.unroll_taps = ntaps * width * dm <= UNROLL_BUDGET
     if ir.op == "separable" then
       p.mid_size = ir.in_c * dm
+      if p.mid_size > M.MAX_MID then
+        return nil, format("a separable layer with in_channels * depth_multiplier = %d keeps more than %d floats " ..
+          "per pixel on the stack; at most %d are supported", p.mid_size, M.MAX_MID, M.MAX_MID),
+          "config.depth_multiplier"
+      end
       p.co_tiles = tiles(ir.filters, min(TILE.pointwise, ir.filters))
+    end
+  end
+
+  -- Taps of the interior, with their offsets from tap (0, 0), when unrolled.
+  p.taps = {}
+  for kh = 0, p.unroll_taps and ir.k_h - 1 or -1 do
+    for kw = 0, ir.k_w - 1 do
+      p.taps[#p.taps + 1] = {
+        kh = kh, kw = kw, index = kh * ir.k_w + kw, name = kh .. "x" .. kw,
+        offset = kh * ir.d_h * p.in_stride.h + kw * ir.d_w * p.in_stride.w,
+      }
     end
   end
 
