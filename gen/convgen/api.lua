@@ -93,7 +93,7 @@ function M.generate(opts)
 end
 
 -- For C callers: generate from spec text with weights as an argument.
--- Returns C source, header, function name; raises a plain message on bad input.
+-- Returns the standalone C source and the function name; raises a plain message on bad input.
 function M.generate_text(spec_text, label, name, weights_dir, weights_at_runtime, unroll, keras_version)
   local ok, result = pcall(M.generate, {
     spec = label, spec_text = spec_text, name = name, weights_dir = weights_dir,
@@ -104,7 +104,7 @@ function M.generate_text(spec_text, label, name, weights_dir, weights_at_runtime
     local d = diag_mod.failure_of(result)
     error(d and d:format() or result, 0)
   end
-  return result.c, result.h, result.name
+  return result.c, result.name
 end
 
 return M

@@ -160,7 +160,7 @@ end
 
 -- Produces the C source and header text.
 -- info: name, c_file, h_file, spec, weights_dir, command, weights_at_runtime, plan,
--- standalone (no #include of the header: for in-memory compiles)
+-- standalone (in-memory compiles: no headers included, and no header returned)
 function M.emit(ir, p, tensors, info)
   local name = info.name
   local at_runtime = info.weights_at_runtime and true or false
@@ -176,7 +176,10 @@ function M.emit(ir, p, tensors, info)
   end
   local ctx = {
     name = name, NAME = name:upper(),
-    header_name = not info.standalone and info.h_file:match("[^/]*$"),
+    header_name = info.h_file:match("[^/]*$"), standalone = info.standalone and true or false,
+    -- compilers predefine __PTRDIFF_TYPE__; standalone builds include no headers
+    ptrdiff = info.standalone and "__PTRDIFF_TYPE__" or "ptrdiff_t",
+    math_functions = entry.needs or {},
     weights = weights, weights_at_runtime = at_runtime, ir = ir, p = p,
     wparams = wparams, wargs = wargs, wlocals = wlocals,
     signature = format("void %s(%s)", name, params),
@@ -197,6 +200,7 @@ function M.emit(ir, p, tensors, info)
   end
   ctx.provenance = provenance(ir, info, info.c_file)
   local c = template.render(layer_template, ctx)
+  if info.standalone then return c, nil end -- built in memory: no header wanted
   ctx.provenance = provenance(ir, info, info.h_file:match("[^/]*$"))
   ctx.usage = M.usage(name, at_runtime)
   return c, template.render("templates/layer.h.in", ctx)

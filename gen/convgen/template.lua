@@ -14,7 +14,8 @@ local cache = {}
 local function compile(name)
   local text = native.template(name)
   if not text then error("no template " .. name, 0) end
-  local code = { "local _out = ...\n" }
+  -- Free names resolve in the context table passed as the chunk's second argument.
+  local code = { "local _out, _ENV = ...\n" }
   local n = 0
   for line in (text .. (text:sub(-1) == "\n" and "" or "\n")):gmatch("(.-)\n") do
     n = n + 1
@@ -37,27 +38,23 @@ local function compile(name)
   return concat(code), n
 end
 
-local BASE = { ipairs = ipairs, pairs = pairs, string = string, math = math, table = table,
-               tostring = tostring }
+-- What every template may use besides its context; any other name is an error.
+local BASE = setmetatable({ ipairs = ipairs, pairs = pairs, string = string, math = math,
+                            table = table, tostring = tostring }, {
+  __index = function(_, k) error(format("template: undefined name '%s'", k), 2) end,
+})
 
 -- Renders template `name` (e.g. "templates/layer.c.in") with the fields of ctx.
+-- ctx itself is the template's environment (its metatable is set to reach BASE).
 function M.render(name, ctx)
-  local source = cache[name]
-  if not source then
-    source = compile(name)
-    cache[name] = source
+  local chunk = cache[name]
+  if not chunk then
+    chunk = assert(load(compile(name), "=" .. name, "t", {}))
+    cache[name] = chunk
   end
-  local env = setmetatable({}, {
-    __index = function(_, k)
-      local v = ctx[k]
-      if v == nil then v = BASE[k] end
-      if v == nil then error(format("%s: undefined name '%s'", name, k), 2) end
-      return v
-    end,
-  })
-  local chunk = assert(load(source, "=" .. name, "t", env))
+  if getmetatable(ctx) == nil then setmetatable(ctx, { __index = BASE }) end
   local out = {}
-  chunk(out)
+  chunk(out, ctx)
   return concat(out)
 end
 
