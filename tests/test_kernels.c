@@ -231,6 +231,13 @@ static void build_matrix(void)
         ref_layer d = {REF_DEPTHWISE, 1, (a + 1) % 2, 1, 11, 3, 1, 5, 1, 1, 1, 1, "causal", 0, 1, 2, 1, ACTIVATIONS[a], 3};
         add_case("activation", d, 1)->baked = 1;
     }
+    /* Depth multipliers above the register tile (tiled over m, with a remainder). */
+    for (int cf = 0; cf <= 1; cf++) {
+        ref_layer d = {REF_DEPTHWISE, 2, cf, 6, 5, 3, 3, 3, 1, 1, 1, 1, "same", 0, 1, 10, 1, "relu", 3};
+        add_case("wide_dm", d, 2);
+        ref_layer s = {REF_SEPARABLE, 1, cf, 1, 9, 2, 1, 3, 1, 2, 1, 1, "same", 5, 1, 11, cf, "tanh", 3};
+        add_case("wide_dm", s, 1)->baked = cf;
+    }
     /* tf.keras's hard_sigmoid. */
     ref_layer k2 = {REF_CONV, 2, 0, 5, 5, 3, 3, 3, 1, 1, 1, 1, "same", 4, 1, 1, 1, "hard_sigmoid", 2};
     add_case("keras2", k2, 1);

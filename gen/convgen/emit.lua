@@ -39,6 +39,12 @@ local function dims(list)
   return concat(parts, ", ")
 end
 
+-- Text from users (layer names, paths, command lines) made safe inside a C
+-- comment: no comment terminator, no line breaks or other control characters.
+function M.comment_text(s)
+  return (s:gsub("%*/", "* /"):gsub("%c", " "))
+end
+
 -- The provenance block shared by the .c and the .h.
 local function provenance(ir, info, file)
   local pads = ir.padding .. format(" (top %d, bottom %d, left %d, right %d)",
@@ -59,7 +65,8 @@ local function provenance(ir, info, file)
     "Spec:      " .. (info.spec or "<memory>"),
     "Weights:   " .. (info.weights_at_runtime and "passed at run time (the weights argument)"
                       or ((info.weights_dir or "?") .. ", baked in as static const arrays")),
-    "Template:  templates/layer.c.in (target " .. info.plan.target .. ")",
+    "Template:  templates/" .. (info.plan.unroll == "full" and "layer_unrolled.c.in" or "layer.c.in")
+      .. " (target " .. info.plan.target .. ")",
     "Generated: " .. (info.command or "convgen"),
     "Compile:   cc -std=c99 -O2 -c " .. info.c_file .. "   (link with -lm)",
     "",
@@ -69,7 +76,7 @@ local function provenance(ir, info, file)
     format("activation %s, bias %s; %d multiply-adds per batch item",
       ir.activation, ir.use_bias and "yes" or "no", ir.macs),
   }
-  for i, l in ipairs(lines) do lines[i] = (" * " .. l):gsub("%s+$", "") end
+  for i, l in ipairs(lines) do lines[i] = (" * " .. M.comment_text(l)):gsub("%s+$", "") end
   return concat(lines, "\n")
 end
 
@@ -116,7 +123,7 @@ local function pixel_bodies(ir, p, act)
     end
     local separable = ir.op == "separable"
     local dw = template.render("templates/stage_depthwise.c.in", with {
-      checked = checked, tiles = p.c_tiles, c = ir.in_c, dm = ir.depth_multiplier,
+      checked = checked, tiles = p.c_tiles, m_tiles = p.m_tiles, c = ir.in_c, dm = ir.depth_multiplier,
       use_bias = not separable and ir.use_bias,
       kernel_name = separable and "depthwise_kernel" or "kernel",
       store = separable

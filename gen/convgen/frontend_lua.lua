@@ -28,17 +28,24 @@ local function pick(lib, names)
   return t
 end
 
--- The sandbox's string library; strings reach it through their metatable too.
-local SAFE_STRING = pick(string, { "byte", "char", "format", "len", "lower", "rep", "reverse", "sub", "upper" })
-
-local function sandbox()
+-- The sandbox: safe library functions, the layer constructors, and a
+-- string library whose rep charges the bytes it makes to the instruction
+-- budget (work done inside C is otherwise invisible to the count hook).
+local function sandbox(charge)
+  local safe_string = pick(string, { "byte", "char", "format", "len", "lower", "reverse", "sub", "upper" })
+  local rep = string.rep
+  safe_string.rep = function(s, n, sep)
+    local len = #tostring(s) + (sep and #tostring(sep) or 0)
+    if type(n) == "number" and n > 0 then charge(len * n) end
+    return rep(s, n, sep)
+  end
   local env = {
     assert = assert, error = error, ipairs = ipairs, next = next, pairs = pairs,
     select = select, tonumber = tonumber, tostring = tostring, type = type,
     math = pick(math, { "abs", "ceil", "floor", "huge", "max", "maxinteger", "min",
                         "mininteger", "pi", "sqrt", "tointeger", "type" }),
     -- No pattern matching: a pathological pattern runs inside C, out of the hook's reach.
-    string = SAFE_STRING,
+    string = safe_string,
     table = pick(table, { "concat", "insert", "remove", "sort", "unpack" }),
   }
   for _, class in ipairs(LAYER_CLASSES) do
@@ -47,35 +54,38 @@ local function sandbox()
       return { class_name = class, config = config }
     end
   end
-  return env
+  return env, safe_string
 end
 
 -- Runs `text` (the contents of diag.file); records errors in diag.
 function M.parse(text, diag)
-  local chunk, err = load(text, "=" .. diag.file, "t", sandbox())
+  local instructions = 0
+  local function charge(n)
+    instructions = instructions + n
+    if instructions > M.INSTRUCTION_LIMIT then
+      error(format("spec ran for more than %d instructions", M.INSTRUCTION_LIMIT), 0)
+    end
+  end
+  local env, safe_string = sandbox(charge)
+  local chunk, err = load(text, "=" .. diag.file, "t", env)
   if not chunk then
     diag:error(format("Lua syntax error: %s", err), "lua")
     return nil
   end
-  local instructions = 0
-  debug.sethook(function()
-    instructions = instructions + 1000
-    if instructions > M.INSTRUCTION_LIMIT then
-      error(format("spec ran for more than %d instructions", M.INSTRUCTION_LIMIT), 0)
-    end
-  end, "", 1000)
+  debug.sethook(function() charge(1000) end, "", 1000)
   -- ("").dump or ("x"):match would reach the real string library through the
   -- metatable strings share: point it at the sandbox's library while the spec runs.
   local string_meta = getmetatable("")
   local real_string = string_meta.__index
-  string_meta.__index = SAFE_STRING
+  string_meta.__index = safe_string
   native.set_memory_limit(M.MEMORY_LIMIT)
   local ok, result = pcall(chunk)
   native.set_memory_limit(nil)
   string_meta.__index = real_string
   debug.sethook()
   if not ok then
-    local msg = tostring(result)
+    -- error({}) would print an address that changes from run to run
+    local msg = type(result) == "string" and result or format("(error object is a %s value)", type(result))
     if msg == "not enough memory" then
       msg = format("spec used more than %d MiB of memory", M.MEMORY_LIMIT // (1024 * 1024))
     end

@@ -11,8 +11,8 @@ local format, min = string.format, math.min
 
 M.TARGETS = { scalar = true }
 
--- Accumulators per tile (a register tile); scalar code keeps them in locals.
-local TILE = { conv = 8, depthwise = 8, pointwise = 8 }
+-- Accumulators per register tile; scalar code keeps them in locals.
+local TILE = 8
 -- Unrolled multiply-adds allowed in one pixel function before taps become a loop.
 local UNROLL_BUDGET = 2048
 -- --unroll full: the hard cap on multiply-adds written out one by one.
@@ -96,13 +96,16 @@ function M.plan(ir, options)
   if ir.op == "conv" then
     p.ci_per_group = ir.in_c // ir.groups
     p.co_per_group = ir.out_c // ir.groups
-    p.co_tiles = tiles(p.co_per_group, min(TILE.conv, p.co_per_group))
-    p.unroll_taps = ntaps * TILE.conv <= UNROLL_BUDGET
+    p.co_tiles = tiles(p.co_per_group, min(TILE, p.co_per_group))
+    p.unroll_taps = ntaps * TILE <= UNROLL_BUDGET
   else
+    -- Accumulators: a tile of channels times a tile of depth multipliers.
     local dm = ir.depth_multiplier
-    local width = math.max(1, TILE.depthwise // dm)
-    p.c_tiles = tiles(ir.in_c, min(width, ir.in_c))
-    p.unroll_taps = ntaps * width * dm <= UNROLL_BUDGET
+    local m_width = min(dm, TILE)
+    local c_width = min(math.max(1, TILE // m_width), ir.in_c)
+    p.c_tiles = tiles(ir.in_c, c_width)
+    p.m_tiles = tiles(dm, m_width)
+    p.unroll_taps = ntaps * c_width * m_width <= UNROLL_BUDGET
     if ir.op == "separable" then
       p.mid_size = ir.in_c * dm
       if p.mid_size > M.MAX_MID then
@@ -110,7 +113,7 @@ function M.plan(ir, options)
           "per pixel on the stack; at most %d are supported", p.mid_size, M.MAX_MID, M.MAX_MID),
           "config.depth_multiplier"
       end
-      p.co_tiles = tiles(ir.filters, min(TILE.pointwise, ir.filters))
+      p.co_tiles = tiles(ir.filters, min(TILE, ir.filters))
     end
   end
 
