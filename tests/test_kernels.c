@@ -238,6 +238,19 @@ static void build_matrix(void)
         ref_layer s = {REF_SEPARABLE, 1, cf, 1, 9, 2, 1, 3, 1, 2, 1, 1, "same", 5, 1, 11, cf, "tanh", 3};
         add_case("wide_dm", s, 1)->baked = cf;
     }
+    /* Every tap in the padding: outputs are the bias alone. */
+    for (int full = 0; full <= 1; full++) {
+        ref_layer z = {.kind = REF_CONV, .rank = 2, .channels_first = full, .in_h = 3, .in_w = 3, .in_c = 2,
+                       .k_h = 2, .k_w = 2, .s_h = 1, .s_w = 1, .d_h = 10, .d_w = 10, .padding = "same",
+                       .filters = 2, .groups = 1, .depth_multiplier = 1, .use_bias = 1,
+                       .activation = "sigmoid", .keras_version = 3};
+        add_case(full ? "dead_taps_unroll_full" : "dead_taps", z, 2)->unroll = full ? "full" : "default";
+        z.kind = REF_SEPARABLE;
+        z.depth_multiplier = 2;
+        kernel_case *c = add_case(full ? "dead_taps_unroll_full" : "dead_taps", z, 1);
+        c->unroll = full ? "full" : "default";
+        c->baked = 1;
+    }
     /* tf.keras's hard_sigmoid. */
     ref_layer k2 = {REF_CONV, 2, 0, 5, 5, 3, 3, 3, 1, 1, 1, 1, "same", 4, 1, 1, 1, "hard_sigmoid", 2};
     add_case("keras2", k2, 1);

@@ -201,7 +201,17 @@ function M.emit(ir, p, tensors, info)
   local layer_template = "templates/layer.c.in"
   if p.unroll == "full" then
     layer_template = "templates/layer_unrolled.c.in"
-    ctx.statements = require("convgen.unrolled").statements(ir, p, tensors, at_runtime, act)
+    local used
+    ctx.statements, used = require("convgen.unrolled").statements(ir, p, tensors, at_runtime, act)
+    ctx.reads_input = used["in"] or false
+    -- Only the weights the statements read; unused parameters are voided.
+    ctx.wlocals = {}
+    for i, w in ipairs(ir.weights) do
+      if used[w.name] then
+        ctx.wlocals[#ctx.wlocals + 1] = format("const float *restrict %s = weights[%d];", w.name, i - 1)
+      end
+    end
+    ctx.reads_weights = #ctx.wlocals > 0
   else
     ctx.pixel_interior_body, ctx.pixel_border_body = pixel_bodies(ir, p, act)
   end

@@ -9,12 +9,17 @@ local M = {}
 local format, concat = string.format, table.concat
 
 -- Returns a list of C statements computing one batch item (in -> out), using
--- a float `v` for each value before its activation.
+-- a float `v` for each value before its activation, and the set of names the
+-- statements read ("in", and weight names when passed at run time): a layer
+-- whose taps all fall in the padding reads neither.
 function M.statements(ir, p, tensors, at_runtime, act)
   local ins, outs = p.in_stride, p.out_stride
-  local out = {}
+  local out, used = {}, {}
   local function weight(index, tensor_no, cname)
-    if at_runtime then return format("%s[%d]", cname, index) end
+    if at_runtime then
+      used[cname] = true
+      return format("%s[%d]", cname, index)
+    end
     return native.float_literal(tensors[tensor_no]:get(index))
   end
   local bias_no = #ir.weights
@@ -47,6 +52,7 @@ function M.statements(ir, p, tensors, at_runtime, act)
         for kh = kh0, kh1 - 1 do
           for kw = kw0, kw1 - 1 do
             local x = (ih0 + kh * ir.d_h) * ins.h + (iw0 + kw * ir.d_w) * ins.w + c * ins.c
+            used["in"] = true
             terms[#terms + 1] = format("in[%d] * %s", x, weight(kernel_index(kh * ir.k_w + kw), tensor_no, cname))
           end
         end
@@ -92,7 +98,7 @@ function M.statements(ir, p, tensors, at_runtime, act)
       end
     end
   end
-  return out
+  return out, used
 end
 
 return M
