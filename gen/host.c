@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* ------------------------------------------------------------------------
  * Memory: every allocation of the state is counted so a sandboxed spec can
@@ -96,13 +97,6 @@ static int tensor_shape(lua_State *L)
         lua_pushinteger(L, t->a.shape[i]);
         lua_rawseti(L, -2, i + 1);
     }
-    return 1;
-}
-
-/* tensor:count() -> number of elements */
-static int tensor_count(lua_State *L)
-{
-    lua_pushinteger(L, check_tensor(L, 1)->a.count);
     return 1;
 }
 
@@ -192,26 +186,6 @@ static int check_shape(lua_State *L, int i, long *shape, long *count)
     return rank;
 }
 
-/* native.tensor(shape [, values]) -> tensor of zeros or of the given numbers */
-static int l_tensor(lua_State *L)
-{
-    convgen_npy_array a;
-    a.rank = check_shape(L, 1, a.shape, &a.count);
-    a.data = calloc(a.count ? (size_t)a.count : 1, sizeof(float));
-    if (!a.data)
-        return luaL_error(L, "out of memory");
-    tensor *t = push_tensor(L, &a);
-    if (lua_istable(L, 2)) {
-        luaL_argcheck(L, luaL_len(L, 2) == t->a.count, 2, "wrong number of values");
-        for (long k = 0; k < t->a.count; k++) {
-            lua_geti(L, 2, k + 1);
-            t->a.data[k] = (float)luaL_checknumber(L, -1);
-            lua_pop(L, 1);
-        }
-    }
-    return 1;
-}
-
 /* ------------------------------------------------------------------------
  * Files.
  */
@@ -268,6 +242,14 @@ static int l_write_temp(lua_State *L)
     }
     lua_pushstring(L, tmp);
     free(tmp);
+    return 1;
+}
+
+/* native.is_directory(path) -> true when path names a directory */
+static int l_is_directory(lua_State *L)
+{
+    struct stat st;
+    lua_pushboolean(L, stat(luaL_checkstring(L, 1), &st) == 0 && S_ISDIR(st.st_mode));
     return 1;
 }
 
@@ -376,15 +358,15 @@ static int l_jit_symbols(lua_State *L)
 }
 
 static const luaL_Reg tensor_methods[] = {
-    {"shape", tensor_shape}, {"count", tensor_count}, {"get", tensor_get},
+    {"shape", tensor_shape}, {"get", tensor_get},
     {"literals", tensor_literals}, {"reshaped", tensor_reshaped}, {NULL, NULL},
 };
 
 static const luaL_Reg native_functions[] = {
     {"read_file", l_read_file},   {"write_file", l_write_file},
-    {"write_temp", l_write_temp},
+    {"write_temp", l_write_temp}, {"is_directory", l_is_directory},
     {"read_npy", l_read_npy},     {"write_npy", l_write_npy},
-    {"tensor", l_tensor},         {"float_literal", l_float_literal},
+    {"float_literal", l_float_literal},
     {"template", l_template},     {"jit_run", l_jit_run},
     {"jit_symbols", l_jit_symbols}, {"set_memory_limit", l_set_memory_limit},
     {NULL, NULL},

@@ -2,7 +2,9 @@
 #include "convgen_npy.h"
 #include "fileio.h"
 
+#include <float.h>
 #include <limits.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,50 +12,116 @@
 
 static const char NPY_MAGIC[] = "\x93NUMPY";
 
-/* Finds the value text of key in a header dict like {'descr': '<f4', ...}. */
-static const char *dict_value(const char *hdr, const char *key)
+/* The fields of a header dict like
+ *   {'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }
+ * parsed strictly: each key once, nothing else in it. */
+struct npy_header {
+    char descr[16];
+    int fortran_order; /* -1 until seen */
+    int rank;          /* -1 until seen */
+    long shape[CONVGEN_NPY_MAX_RANK];
+};
+
+static const char *skip_spaces(const char *p)
 {
-    char quoted[32];
-    snprintf(quoted, sizeof quoted, "'%s'", key);
-    const char *p = strstr(hdr, quoted);
-    if (!p)
-        return NULL;
-    p += strlen(quoted);
-    while (*p == ' ')
-        p++;
-    if (*p != ':')
-        return NULL;
-    p++;
-    while (*p == ' ')
+    while (*p == ' ' || *p == '\t')
         p++;
     return p;
 }
 
-/* Parses "(2, 3)" or "(5,)" or "()" into shape; returns rank or -1. */
-static int parse_shape(const char *p, long *shape)
+/* A quoted Python string into out; returns the text after it, or NULL. */
+static const char *parse_quoted(const char *p, char *out, size_t size)
+{
+    char quote = *p;
+    if (quote != '\'' && quote != '"')
+        return NULL;
+    size_t n = 0;
+    for (p++; *p && *p != quote; p++) {
+        if (n + 1 >= size)
+            return NULL;
+        out[n++] = *p;
+    }
+    if (*p != quote)
+        return NULL;
+    out[n] = 0;
+    return p + 1;
+}
+
+/* "(2, 3)", "(5,)" or "()" into shape; returns the text after it, or NULL. */
+static const char *parse_shape(const char *p, long *shape, int *rank)
 {
     if (*p++ != '(')
-        return -1;
-    int rank = 0;
+        return NULL;
+    *rank = 0;
     for (;;) {
-        while (*p == ' ' || *p == ',')
-            p++;
+        p = skip_spaces(p);
         if (*p == ')')
-            return rank;
-        if (*p < '0' || *p > '9' || rank == CONVGEN_NPY_MAX_RANK)
-            return -1;
+            return p + 1;
+        if (*p < '0' || *p > '9' || *rank == CONVGEN_NPY_MAX_RANK)
+            return NULL;
         long v = 0;
         while (*p >= '0' && *p <= '9') {
             if (v > (LONG_MAX - 9) / 10)
-                return -1;
+                return NULL;
             v = v * 10 + (*p++ - '0');
         }
-        shape[rank++] = v;
-        while (*p == ' ')
+        shape[(*rank)++] = v;
+        p = skip_spaces(p);
+        if (*p == ',')
             p++;
-        if (*p != ',' && *p != ')')
+        else if (*p != ')')
+            return NULL;
+        else if (*rank == 1)
+            return NULL; /* a one-element tuple is written (n,) */
+    }
+}
+
+static int parse_header(const char *p, struct npy_header *h)
+{
+    h->descr[0] = 0;
+    h->fortran_order = -1;
+    h->rank = -1;
+    p = skip_spaces(p);
+    if (*p++ != '{')
+        return -1;
+    for (;;) {
+        p = skip_spaces(p);
+        if (*p == '}')
+            break;
+        char key[32];
+        p = parse_quoted(p, key, sizeof key);
+        if (!p)
+            return -1;
+        p = skip_spaces(p);
+        if (*p++ != ':')
+            return -1;
+        p = skip_spaces(p);
+        if (strcmp(key, "descr") == 0 && !h->descr[0]) {
+            p = parse_quoted(p, h->descr, sizeof h->descr);
+        } else if (strcmp(key, "fortran_order") == 0 && h->fortran_order < 0) {
+            if (strncmp(p, "False", 5) == 0)
+                h->fortran_order = 0, p += 5;
+            else if (strncmp(p, "True", 4) == 0)
+                h->fortran_order = 1, p += 4;
+            else
+                return -1;
+        } else if (strcmp(key, "shape") == 0 && h->rank < 0) {
+            p = parse_shape(p, h->shape, &h->rank);
+        } else {
+            return -1;
+        }
+        if (!p)
+            return -1;
+        p = skip_spaces(p);
+        if (*p == ',')
+            p++;
+        else if (*p != '}')
             return -1;
     }
+    p = skip_spaces(p + 1);
+    while (*p == '\n' || *p == ' ')
+        p++;
+    return *p == 0 && h->descr[0] && h->fortran_order >= 0 && h->rank >= 0 ? 0 : -1;
 }
 
 int convgen_npy_parse(const unsigned char *bytes, size_t size, convgen_npy_array *out,
@@ -91,34 +159,28 @@ int convgen_npy_parse(const unsigned char *bytes, size_t size, convgen_npy_array
     memcpy(hdr, bytes + start, hlen);
     hdr[hlen] = 0;
 
-    int elem = 0;
-    const char *descr = dict_value(hdr, "descr");
-    if (descr && (strncmp(descr, "'<f4'", 5) == 0 || strncmp(descr, "'|f4'", 5) == 0))
-        elem = 4;
-    else if (descr && strncmp(descr, "'<f8'", 5) == 0)
-        elem = 8;
-    const char *order = dict_value(hdr, "fortran_order");
-    long shape[CONVGEN_NPY_MAX_RANK];
-    const char *shape_text = dict_value(hdr, "shape");
-    int rank = shape_text ? parse_shape(shape_text, shape) : -1;
-    int status = -1;
-    if (!descr || !order || !shape_text) {
-        snprintf(err, err_size, "malformed .npy header");
-    } else if (!elem) {
-        char dtype[16] = "";
-        sscanf(descr, "'%15[^']'", dtype);
-        snprintf(err, err_size, "dtype '%s' is not supported (float32 or float64 only)", dtype);
-    } else if (strncmp(order, "False", 5) != 0) {
-        snprintf(err, err_size, "Fortran-ordered arrays are not supported (save a C-ordered array)");
-    } else if (rank < 0) {
-        snprintf(err, err_size, "malformed shape in .npy header");
-    } else {
-        status = 0;
-    }
+    struct npy_header h;
+    int parsed = parse_header(hdr, &h);
     free(hdr);
-    if (status != 0)
+    if (parsed != 0) {
+        snprintf(err, err_size, "malformed .npy header");
         return -1;
-
+    }
+    int elem = 0;
+    if (strcmp(h.descr, "<f4") == 0 || strcmp(h.descr, "|f4") == 0)
+        elem = 4;
+    else if (strcmp(h.descr, "<f8") == 0)
+        elem = 8;
+    if (!elem) {
+        snprintf(err, err_size, "dtype '%s' is not supported (float32 or float64 only)", h.descr);
+        return -1;
+    }
+    if (h.fortran_order) {
+        snprintf(err, err_size, "Fortran-ordered arrays are not supported (save a C-ordered array)");
+        return -1;
+    }
+    int rank = h.rank;
+    long *shape = h.shape;
     long count = 1;
     for (int i = 0; i < rank; i++) {
         if (shape[i] != 0 && count > (long)(SIZE_MAX / 8) / shape[i]) {
@@ -145,11 +207,12 @@ int convgen_npy_parse(const unsigned char *bytes, size_t size, convgen_npy_array
         for (long i = 0; i < count; i++) {
             double d;
             memcpy(&d, bytes + body + (size_t)i * 8, 8);
-            data[i] = (float)d;
+            /* Out of float's range the conversion is undefined: round to infinity as NumPy does. */
+            data[i] = d > FLT_MAX ? INFINITY : d < -FLT_MAX ? -INFINITY : (float)d;
         }
     }
     out->rank = rank;
-    memcpy(out->shape, shape, sizeof shape);
+    memcpy(out->shape, shape, sizeof h.shape);
     out->count = count;
     out->data = data;
     return 0;

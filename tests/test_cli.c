@@ -1204,7 +1204,7 @@ static void test_lua_memory_limit(void **state)
     (void)state;
     const char *bodies[] = {
         "local t = {} for i = 1, 1e9 do t[i] = i end\n",
-        "local s = string.rep(\"x\", 1e9)\n",
+        "local s = \"xxxxxxxx\" for i = 1, 40 do s = s .. s end\n",
     };
     for (size_t i = 0; i < 2; i++) {
         char *spec = write_text("spec.lua", fmt("%s%s", bodies[i], LUA_OK_SPEC));
@@ -1215,6 +1215,16 @@ static void test_lua_memory_limit(void **state)
 }
 
 /* A spec returning something other than a layer table is refused with a hint. */
+/* string.rep's work inside C is charged to the instruction budget. */
+static void test_lua_string_rep_is_charged(void **state)
+{
+    (void)state;
+    char *spec;
+    cli_result r = generate_lua(fmt("%s%s", "for i = 1, 200 do local s = string.rep(\"x\", 3e7) end\n", LUA_OK_SPEC), &spec);
+    assert_error(r, spec, "lua", "instructions", NULL);
+    assert_no_output();
+}
+
 static void test_lua_returns_non_table(void **state)
 {
     (void)state;
@@ -1387,6 +1397,124 @@ static void test_generation_is_deterministic(void **state)
 
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
+/* ------------------------------------------------------------------------ */
+/* Hardening                                                                */
+/* ------------------------------------------------------------------------ */
+
+/* User text in provenance comments (layer name, paths) cannot close the comment. */
+static void test_comment_injection(void **state)
+{
+    (void)state;
+    char *spec = write_spec(base_with("\"name\": \"c\"", "\"name\": \"x */ #error injected\\n/*\""));
+    char *c = fmt("%s/layer.c", outd);
+    cli_result r = cli("generate", spec, "--weights-at-runtime", "-o", c, END);
+    assert_status(r, 0);
+    char *obj = fmt("%s/layer.o", outd);
+    const char *argv[] = {"gcc", "-std=c99", "-Wall", "-Wextra", "-pedantic", "-Werror", "-c", c, "-o", obj, NULL};
+    char *out = NULL;
+    if (harness_run((char *const *)argv, &out) != 0)
+        fail_msg("generated file does not compile: %s", out);
+    free(out);
+}
+
+/* --header equal to -o, an empty file stem and reserved function names are usage errors. */
+static void test_output_names(void **state)
+{
+    (void)state;
+    char *spec = write_spec(BASE);
+    const char *c = fmt("%s/q.c", outd);
+    cli_result r = cli("generate", spec, "--weights-at-runtime", "-o", c, "--header", c, END);
+    assert_status(r, 2);
+    r = cli("generate", spec, "--weights-at-runtime", "-o", fmt("%s/.c", outd), END);
+    assert_status(r, 2);
+    const char *names[] = {"main", "tanhf", "int", "__x", "_Upper"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        r = cli("generate", spec, "--weights-at-runtime", "--name", names[i], "-o", c, END);
+        assert_status(r, 2);
+    }
+    assert_no_output();
+    /* A file stem that is a library name gets a suffix instead. */
+    r = cli("generate", spec, "--weights-at-runtime", "-o", fmt("%s/tanhf.c", outd), END);
+    assert_status(r, 0);
+    assert_has(read_or_fail(fmt("%s/tanhf.h", outd), NULL), "void tanhf_layer(");
+}
+
+/* When the .c path is a directory, an existing header is left as it was. */
+static void test_directory_in_the_way_keeps_header(void **state)
+{
+    (void)state;
+    char *spec = write_spec(BASE);
+    char *dir = make_dir("keep");
+    make_dir("keep/layer.c");
+    char *h = write_text("keep/layer.h", "old\n");
+    cli_result r = cli("generate", spec, "--weights-at-runtime", "-o", fmt("%s/layer.c", dir), END);
+    assert_error(r, fmt("%s/layer.c", dir), "-o", "directory", NULL);
+    assert_string_equal(read_or_fail(h, NULL), "old\n");
+}
+
+/* An activation given as a layer object (its own slope) is refused, a function object accepted. */
+static void test_activation_objects(void **state)
+{
+    (void)state;
+    char *spec;
+    cli_result r = generate_spec_text(base_with("\"relu\"",
+        "{\"class_name\": \"LeakyReLU\", \"config\": {\"name\": \"relu\", \"negative_slope\": 0.3}}"), &spec);
+    assert_error(r, spec, "config.activation", "object", "LeakyReLU", NULL);
+    assert_no_output();
+    r = generate_spec_text(base_with("\"relu\"",
+        "{\"module\": \"keras.activations\", \"class_name\": \"function\", \"config\": \"relu\"}"), &spec);
+    assert_status(r, 0);
+}
+
+/* A reduced-precision dtype policy is computed in float32, with a warning naming the field. */
+static void test_dtype_policy_warns(void **state)
+{
+    (void)state;
+    char *spec;
+    cli_result r = generate_spec_text(base_with("\"name\": \"c\"", "\"name\": \"c\", \"dtype\": \"mixed_bfloat16\""), &spec);
+    assert_status(r, 0);
+    assert_has(r.err, "warning");
+    assert_has(r.err, "(config.dtype)");
+}
+
+/* Text after the JSON value, and a batch entry that is not a size, are refused. */
+static void test_json_trailing_text_and_batch(void **state)
+{
+    (void)state;
+    char *spec;
+    cli_result r = generate_spec_text(fmt("%s\n}", BASE), &spec);
+    assert_error(r, spec, "json", "text after", NULL);
+    r = generate_spec_text(base_with("[null, 8, 8, 3]", "[\"x\", 8, 8, 3]"), &spec);
+    assert_error(r, spec, "build_config.input_shape", "batch", NULL);
+    assert_no_output();
+}
+
+/* A .npy header naming 'descr' inside another value is not fooled. */
+static void test_npy_header_parsed_strictly(void **state)
+{
+    (void)state;
+    char *spec = write_spec(BASE), *w = base_weights();
+    static const char hdr[] = "{'note': \"'descr': '<f4'\", 'descr': '<f4', 'fortran_order': False, 'shape': (3, 3, 3, 4), }";
+    unsigned char file[1024];
+    size_t hlen = sizeof hdr - 1 + 1, pad = (64 - (10 + hlen) % 64) % 64;
+    memcpy(file, "\x93NUMPY\x01\x00", 8);
+    file[8] = (unsigned char)((hlen + pad) & 0xff);
+    file[9] = (unsigned char)((hlen + pad) >> 8);
+    memcpy(file + 10, hdr, sizeof hdr - 1);
+    memset(file + 10 + sizeof hdr - 1, ' ', pad);
+    file[10 + hlen + pad - 1] = '\n';
+    size_t n = 10 + hlen + pad;
+    memset(file + n, 0, 3 * 3 * 3 * 4 * 4 > (int)(sizeof file - n) ? sizeof file - n : 3 * 3 * 3 * 4 * 4);
+    FILE *f = fopen(fmt("%s/kernel.npy", w), "wb");
+    fwrite(file, 1, n, f);
+    static const float zeros[108];
+    fwrite(zeros, sizeof zeros[0], 108, f);
+    fclose(f);
+    cli_result r = cli("generate", spec, "-w", w, "-o", fmt("%s/layer.c", outd), END);
+    assert_error(r, fmt("%s/kernel.npy", w), "kernel", "malformed .npy header", NULL);
+    assert_no_output();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1441,6 +1569,14 @@ int main(void)
         T(test_lua_sandbox_string_methods),
         T(test_lua_instruction_limit),
         T(test_lua_memory_limit),
+        T(test_lua_string_rep_is_charged),
+        T(test_comment_injection),
+        T(test_output_names),
+        T(test_directory_in_the_way_keeps_header),
+        T(test_activation_objects),
+        T(test_dtype_policy_warns),
+        T(test_json_trailing_text_and_batch),
+        T(test_npy_header_parsed_strictly),
         T(test_lua_returns_non_table),
         T(test_lua_cyclic_value),
         T(test_run_wrong_input_shape),

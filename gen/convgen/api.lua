@@ -20,20 +20,29 @@ local function frontend_for(path, text)
   return frontend_lua
 end
 
--- C99 keywords: a function cannot be named after one.
-local KEYWORDS = {}
+-- Names a generated function cannot take: C99 keywords, main, and the C
+-- library functions generated code or its users are likely to call.
+local RESERVED = {}
 for word in ([[auto break case char const continue default do double else enum extern float for
   goto if inline int long register restrict return short signed sizeof static struct switch typedef
-  union unsigned void volatile while _Bool _Complex _Imaginary]]):gmatch("%S+") do
-  KEYWORDS[word] = true
+  union unsigned void volatile while _Bool _Complex _Imaginary main
+  abs exp expf expm1 expm1f log logf log1p log1pf tanh tanhf erf erff sqrt sqrtf fabs fabsf
+  fmax fmaxf fmin fminf pow powf sin cos tan floor ceil round malloc free calloc realloc
+  memcpy memset memmove printf exit abort]]):gmatch("%S+") do
+  RESERVED[word] = true
 end
-M.KEYWORDS = KEYWORDS
 
--- A C identifier made from s (a file stem or a Keras layer name).
+-- True when s can name a generated function: an identifier, not reserved,
+-- and not of the forms C reserves for the implementation (_X..., __...).
+function M.usable_name(s)
+  return s:match("^[%a_][%w_]*$") ~= nil and not RESERVED[s] and not s:match("^_[%u_]")
+end
+
+-- A usable C identifier made from s (a file stem or a Keras layer name).
 local function identifier(s)
   s = s:gsub("[^%w_]", "_")
-  if s:match("^%d") or s == "" then s = "layer_" .. s end
-  if KEYWORDS[s] then s = s .. "_layer" end
+  if s:match("^%d") or s == "" or s:match("^_[%u_]") then s = "layer_" .. s end
+  if RESERVED[s] then s = s .. "_layer" end
   return s
 end
 M.identifier = identifier

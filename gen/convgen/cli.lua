@@ -157,8 +157,9 @@ local function parse_args(command, argv, first)
     if v ~= 2 and v ~= 3 then usage_error(command, "--keras-version must be 2 or 3") end
     opts.keras_version = v
   end
-  if opts.name and (not opts.name:match("^[%a_][%w_]*$") or api.KEYWORDS[opts.name]) then
-    usage_error(command, format("--name must be a C identifier that is not a keyword, got '%s'", opts.name))
+  if opts.name and not api.usable_name(opts.name) then
+    usage_error(command, format("--name must be a C identifier that is not a keyword, a C library name "
+      .. "or reserved, got '%s'", opts.name))
   end
   return opts, positional
 end
@@ -181,8 +182,11 @@ local commands = {}
 
 -- generate: spec -> .c and .h
 function commands.generate(opts, argv)
-  if opts.c_file and not opts.c_file:match("%.c$") then
+  if opts.c_file and not opts.c_file:match("[^/]%.c$") then
     usage_error("generate", "-o must name a .c file")
+  end
+  if opts.h_file and opts.c_file and opts.h_file == opts.c_file then
+    usage_error("generate", "--header must differ from -o")
   end
   opts.command = command_line(argv)
   local result = api.generate(opts)
@@ -195,6 +199,14 @@ function commands.generate(opts, argv)
     { path = result.h_file, text = result.h, field = opts.h_file and "--header" or "-o" },
     { path = opts.c_file, text = result.c, field = "-o" },
   }
+  -- A rename can fail only where a directory stands in the way: look first,
+  -- so that the first file is never replaced when the second cannot be.
+  for _, o in ipairs(outputs) do
+    if native.is_directory(o.path) then
+      result.diag:error_in(o.path, "cannot write output: it is a directory", o.field)
+    end
+  end
+  result.diag:check()
   local pending = {}
   for _, o in ipairs(outputs) do
     local tmp, err = native.write_temp(o.path, o.text)

@@ -40,9 +40,9 @@ local function dims(list)
 end
 
 -- Text from users (layer names, paths, command lines) made safe inside a C
--- comment: no comment terminator, no line breaks or other control characters.
+-- comment: no comment opener or terminator, no line breaks or other control characters.
 function M.comment_text(s)
-  return (s:gsub("%*/", "* /"):gsub("%c", " "))
+  return (s:gsub("%*/", "* /"):gsub("/%*", "/ *"):gsub("%c", " "))
 end
 
 -- The provenance block shared by the .c and the .h.

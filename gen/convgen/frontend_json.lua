@@ -26,12 +26,18 @@ end
 
 -- Parses `text` (the contents of `diag.file`); records errors in diag.
 function M.parse(text, diag)
-  local ok, obj, _, err = pcall(json.decode, text, 1, NULL)
+  local ok, obj, pos, err = pcall(json.decode, text, 1, NULL)
   if not ok then
     obj, err = nil, tostring(obj)
   end
   if obj == nil then
     diag:error(format("malformed JSON: %s", err or "no value"), "json")
+    return nil
+  end
+  local rest = text:find("%S", pos)
+  if rest then
+    local line = select(2, text:sub(1, rest):gsub("\n", "")) + 1
+    diag:error(format("malformed JSON: text after the value at line %d", line), "json")
     return nil
   end
   local mt = type(obj) == "table" and getmetatable(obj)

@@ -141,10 +141,17 @@ local function one_of(diag, field, v, choices)
   return nil
 end
 
--- Keras serializes an activation as a name, or as {"class_name": ..., "config": name}.
+-- Keras serializes an activation as a name, or a function as
+-- {"class_name": "function", "config": name}; a layer object (LeakyReLU with
+-- its own slope, say) is something else and is refused.
 local function activation_name(diag, field, v)
-  if type(v) == "table" and v.config ~= nil then
-    v = type(v.config) == "table" and v.config.name or v.config
+  if type(v) == "table" then
+    if type(v.config) ~= "string" or (v.class_name ~= nil and v.class_name ~= "function") then
+      diag:error(format("an activation given as an object (%s) is not supported; give an activation name",
+        show(v.class_name)), field)
+      return nil
+    end
+    v = v.config
   end
   if v ~= nil and type(v) ~= "string" then
     diag:error(format("expected an activation name, got %s", show(v)), field)
@@ -211,7 +218,13 @@ local function input_dims(diag, desc, rank, channels_first)
   local n = #shape
   local first = 1
   if n == rank + 2 then
-    first = 2 -- a leading batch size, fixed at run time
+    first = 2 -- a leading batch size, given at run time
+    local b = shape[1]
+    local mt = type(b) == "table" and getmetatable(b)
+    if not (mt and mt.__tostring) and not (as_int(b) and as_int(b) >= 1) then
+      diag:error(format("the batch size must be null or a positive integer, got %s", show(b)), field)
+      return nil
+    end
   elseif n ~= rank + 1 then
     diag:error(format("expected %d sizes (batch, %s), got %s", rank + 2,
       rank == 1 and (channels_first and "channels, length" or "length, channels")
@@ -275,6 +288,12 @@ function M.lower(desc, diag, options)
   end
   local op, rank = kind.op, kind.rank
   check_fields(diag, class, op, config)
+  local dtype = config.dtype
+  if type(dtype) == "table" then dtype = type(dtype.config) == "table" and dtype.config.name or dtype.name end
+  if type(dtype) == "string" and dtype ~= "float32" then
+    diag:warn(format("dtype %q: convgen computes in float32, Keras in lower precision; results differ slightly",
+      dtype), "config.dtype")
+  end
   local errors_before = #diag.errors
 
   local function get(k, default)

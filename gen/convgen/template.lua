@@ -16,9 +16,7 @@ local function compile(name)
   if not text then error("no template " .. name, 0) end
   -- Free names resolve in the context table passed as the chunk's second argument.
   local code = { "local _out, _ENV = ...\n" }
-  local n = 0
   for line in (text .. (text:sub(-1) == "\n" and "" or "\n")):gmatch("(.-)\n") do
-    n = n + 1
     local lua = line:match("^%s*%$([^{].*)$") or line:match("^%s*%$$") and ""
     if lua then
       code[#code + 1] = lua .. "\n"
@@ -35,7 +33,7 @@ local function compile(name)
       code[#code + 1] = "_out[#_out + 1] = " .. concat(pieces, " .. ") .. "\n"
     end
   end
-  return concat(code), n
+  return concat(code)
 end
 
 -- What every template may use besides its context; any other name is an error.
