@@ -241,25 +241,13 @@ function commands.check(opts)
   row("layer", format("%s \"%s\"", ir.class_name, ir.name or result.name))
   row("input", shape(ir.input_shape) .. " " .. ir.data_format)
   row("output", shape(ir.output_shape))
-  local k = ir.rank == 1 and tostring(ir.k_w) or ir.k_h .. "x" .. ir.k_w
-  local s = ir.rank == 1 and tostring(ir.s_w) or ir.s_h .. "x" .. ir.s_w
-  local d = ir.rank == 1 and tostring(ir.d_w) or ir.d_h .. "x" .. ir.d_w
-  local extra = ir.op == "conv" and (ir.groups > 1 and ", groups " .. ir.groups or "")
-    or ", depth_multiplier " .. ir.depth_multiplier
-  row("kernel", format("%s, strides %s, dilation %s%s", k, s, d, extra))
-  if ir.rank == 1 then
-    row("padding", format("%s: left %d, right %d", ir.padding, ir.pad_left, ir.pad_right))
-  else
-    row("padding", format("%s: top %d, bottom %d, left %d, right %d",
-      ir.padding, ir.pad_top, ir.pad_bottom, ir.pad_left, ir.pad_right))
-  end
+  row("kernel", (ir.geometry_text:gsub("^kernel ", "")))
+  row("padding", ir.padding_text)
   row("activation", format("%s, bias %s", ir.activation, ir.use_bias and "yes" or "no"))
   row("FLOPs", format("%d per batch item (%d multiply-adds)", 2 * ir.macs, ir.macs))
   local total, parts = 0, {}
   for _, w in ipairs(ir.weights) do
-    local n = 1
-    for _, v in ipairs(w.shape) do n = n * v end
-    total = total + n
+    total = total + w.count
     parts[#parts + 1] = w.name .. " " .. weights_mod.show_shape(w.shape)
   end
   row("weights", format("%d bytes (%d floats): %s", 4 * total, total, concat(parts, ", ")))

@@ -419,6 +419,7 @@ function M.lower(desc, diag, options)
     local n = 1.0
     for _, v in ipairs(w.shape) do n = n * v end
     sizes[#sizes + 1] = { w.name, n }
+    w.count = tointeger(n) -- nil past 2^53, refused just below
   end
   for _, entry in ipairs(sizes) do
     if entry[2] > M.MAX_ELEMENTS then
@@ -427,6 +428,18 @@ function M.lower(desc, diag, options)
     end
   end
   if not diag:ok() then return nil end
+
+  -- How the geometry reads in reports and provenance comments.
+  local function axes2(h, w) return rank == 1 and tostring(w) or (h .. "x" .. w) end
+  local extra = ""
+  if op == "conv" and groups > 1 then extra = format(", groups %d", groups) end
+  if op ~= "conv" then extra = format(", depth_multiplier %d", dm) end
+  ir.geometry_text = format("kernel %s, strides %s, dilation %s%s", axes2(ir.k_h, ir.k_w),
+    axes2(ir.s_h, ir.s_w), axes2(ir.d_h, ir.d_w), extra)
+  ir.padding_text = rank == 1
+    and format("%s: left %d, right %d", padding, ir.pad_left, ir.pad_right)
+    or format("%s: top %d, bottom %d, left %d, right %d", padding, ir.pad_top, ir.pad_bottom,
+      ir.pad_left, ir.pad_right)
 
   -- Multiply-adds, for reports and benchmarks.
   local pixels = ir.out_h * ir.out_w
