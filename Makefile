@@ -16,17 +16,19 @@ CPPFLAGS_ALL = -Iinclude -Iruntime -Igen -D_POSIX_C_SOURCE=200809L \
 
 LUA_MODULES = $(wildcard gen/convgen/*.lua)
 TEMPLATES   = $(wildcard templates/*.in)
-RUNTIME_OBJ = build/npy.o build/fileio.o build/jit.o
+RUNTIME_OBJ = build/npy.o build/fileio.o build/jit.o build/backend.o
 HOST_OBJ    = build/host.o build/embedded.o $(RUNTIME_OBJ)
 HOST_LIBS   = $(LUA_LIBS) -l:libtcc.a -ldl -lpthread -lm
 
+LIB_OBJ     = build/convgen.o $(HOST_OBJ)
+
 .PHONY: all deps check-deps example test clean help lint
 
-all: bin/convgen
+all: bin/convgen build/libconvgen.a
 
 help:
 	@echo "make deps      install the Debian packages convgen needs (apt-get)"
-	@echo "make           build bin/convgen"
+	@echo "make           build bin/convgen and build/libconvgen.a"
 	@echo "make example   generate, compile and run the bundled SeparableConv2D example"
 	@echo "make test      build and run every test"
 	@echo "make lint      luacheck the generator (needs lua-check)"
@@ -47,8 +49,8 @@ build/embedded.c: tools/embed.lua $(LUA_MODULES) $(TEMPLATES) | check-deps build
 	  $(foreach m,$(LUA_MODULES),convgen.$(basename $(notdir $(m)))=$(m)) \
 	  $(foreach t,$(TEMPLATES),$(t)=$(t))
 
-build/%.o: runtime/%.c $(wildcard runtime/*.h include/*.h) | check-deps build/.dir
-	$(CC) $(WARN) $(CFLAGS) $(CPPFLAGS_ALL) -c $< -o $@
+build/%.o: runtime/%.c $(wildcard runtime/*.h include/*.h) gen/host.h | check-deps build/.dir
+	$(CC) $(WARN) $(CFLAGS) $(CPPFLAGS_ALL) $(LUA_CFLAGS) -c $< -o $@
 
 build/%.o: gen/%.c gen/host.h | check-deps build/.dir
 	$(CC) $(WARN) $(CFLAGS) $(CPPFLAGS_ALL) $(LUA_CFLAGS) -c $< -o $@
@@ -58,6 +60,12 @@ build/embedded.o: build/embedded.c gen/host.h
 
 bin/convgen: build/main.o $(HOST_OBJ)
 	$(CC) $(CFLAGS) -o $@ $^ $(HOST_LIBS)
+
+# The run-time library (include/convgen.h): the generator, its templates and
+# the runtime in one archive. Link with: -llua5.4 -l:libtcc.a -ldl -lpthread -lm
+build/libconvgen.a: $(LIB_OBJ)
+	rm -f $@
+	ar rcs $@ $^
 
 clean:
 	rm -rf build bin

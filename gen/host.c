@@ -4,6 +4,7 @@
 
 #include "convgen_npy.h"
 #include "fileio.h"
+#include "backend.h"
 #include "jit.h"
 
 #include <lauxlib.h>
@@ -71,6 +72,15 @@ static int check_shape(lua_State *L, int i, long *shape, long *count);
 static tensor *check_tensor(lua_State *L, int i)
 {
     return luaL_checkudata(L, i, TENSOR_META);
+}
+
+const float *convgen__host_tensor(lua_State *L, int index, size_t *count)
+{
+    tensor *t = luaL_testudata(L, index, TENSOR_META);
+    if (!t)
+        return NULL;
+    *count = (size_t)t->a.count;
+    return t->a.data;
 }
 
 static int tensor_gc(lua_State *L)
@@ -302,8 +312,9 @@ static int l_template(lua_State *L)
  */
 typedef void (*layer_fn)(const float *input, float *output, int batch, const float *const weights[]);
 
-/* native.jit_run(source, symbol, input, output_shape, weights) -> tensor | nil, message
- * The function must take weights at run time; batch is input's first axis. */
+/* native.jit_run(source, symbol, input, output_shape, weights, backend) -> tensor | nil, message
+ * Compiles with backend "tcc" or "cc" and runs once; the function must take
+ * weights at run time; batch is input's first axis. */
 static int l_jit_run(lua_State *L)
 {
     const char *source = luaL_checkstring(L, 1);
@@ -312,6 +323,8 @@ static int l_jit_run(lua_State *L)
     convgen_npy_array out;
     out.rank = check_shape(L, 4, out.shape, &out.count);
     luaL_checktype(L, 5, LUA_TTABLE);
+    static const char *const backends[] = {"tcc", "cc", NULL};
+    int backend = luaL_checkoption(L, 6, "tcc", backends) == 0 ? CONVGEN__BACKEND_TCC : CONVGEN__BACKEND_CC;
     int nweights = (int)luaL_len(L, 5);
     const float *weights[8] = {0};
     luaL_argcheck(L, nweights <= 8, 5, "too many weights");
@@ -323,25 +336,23 @@ static int l_jit_run(lua_State *L)
     luaL_argcheck(L, in->a.rank > 0 && out.rank > 0 && in->a.shape[0] == out.shape[0], 4, "batch mismatch");
     luaL_argcheck(L, in->a.shape[0] <= 0x7fffffff, 3, "batch too large");
     char err[4096];
-    convgen__jit *jit = convgen__jit_compile(source, 0, err, sizeof err);
-    if (!jit) {
+    int kind;
+    convgen__code *code = convgen__code_compile(source, symbol, backend, &kind, err, sizeof err);
+    if (!code) {
         luaL_pushfail(L);
-        lua_pushfstring(L, "libtcc: %s", err);
+        lua_pushfstring(L, "%s: %s", backends[backend], err);
         return 2;
     }
-    void *address = convgen__jit_symbol(jit, symbol);
     out.data = calloc(out.count ? (size_t)out.count : 1, sizeof(float));
-    if (!address || !out.data) {
-        free(out.data);
-        convgen__jit_free(jit);
-        luaL_pushfail(L);
-        lua_pushstring(L, address ? "out of memory" : "libtcc: generated function not found");
-        return 2;
+    if (!out.data) {
+        convgen__code_free(code);
+        return luaL_error(L, "out of memory");
     }
+    void *address = convgen__code_function(code);
     layer_fn fn;
     memcpy(&fn, &address, sizeof fn);
     fn(in->a.data, out.data, (int)in->a.shape[0], weights);
-    convgen__jit_free(jit);
+    convgen__code_free(code);
     push_tensor(L, &out);
     return 1;
 }

@@ -19,6 +19,10 @@ void convgen__host_close(lua_State *L);
  * stack, or an error status with the message on the stack. */
 int convgen__host_call(lua_State *L, const char *module, const char *function, int nargs, int nresults);
 
+/* The float data and element count of the tensor at index, or NULL when the
+ * value there is not a tensor (see native.read_npy). */
+const float *convgen__host_tensor(lua_State *L, int index, size_t *count);
+
 /* One embedded file: a Lua module (name "convgen.cli") or a template
  * (name "templates/layer.c.in"). The table is generated at build time. */
 struct convgen__embedded {

@@ -1,6 +1,7 @@
 -- api.lua: the generator's entry points, shared by the command line, the
 -- tests and the library: spec -> IR -> plan -> C.
 local diag_mod = require("convgen.diag")
+local frontend_json_mod = require("convgen.frontend_json")
 local emit = require("convgen.emit")
 local frontend_json = require("convgen.frontend_json")
 local frontend_lua = require("convgen.frontend_lua")
@@ -46,6 +47,23 @@ local function identifier(s)
   return s
 end
 M.identifier = identifier
+
+-- "1,32,32,3" or "None,32,32,3" -> list (JSON null for an unknown batch),
+-- or nil and a message.
+function M.parse_shape(text)
+  local out = {}
+  for item in (text .. ","):gmatch("([^,]*),") do
+    item = item:match("^%s*(.-)%s*$")
+    if item == "None" or item == "?" or item == "null" or item == "-1" then
+      out[#out + 1] = frontend_json_mod.NULL
+    elseif item:match("^%d+$") and math.tointeger(tonumber(item)) then
+      out[#out + 1] = math.tointeger(tonumber(item))
+    else
+      return nil, string.format("expects comma-separated sizes like 1,32,32,3, got '%s'", text)
+    end
+  end
+  return out
+end
 
 -- Loads and validates a spec. opts: spec (path), spec_text (optional: the text,
 -- with spec as its label), input_shape (list), keras_version.
@@ -114,6 +132,43 @@ function M.generate_text(spec_text, label, name, weights_dir, weights_at_runtime
     error(d and d:format() or result, 0)
   end
   return result.c, result.name
+end
+
+-- For the library: what a kernel needs, with weights taken at run time.
+-- Returns { source, name, input_shape, output_shape, input_size, output_size,
+-- weights = { {name, count, shape} ... }, tensors (with weights_dir) }, or
+-- nil, the message and its kind ("spec" or "weights").
+function M.prepare(spec_text, label, input_shape_text, keras_version, weights_dir)
+  local function message(err)
+    local d = diag_mod.failure_of(err)
+    return d and d:format() or tostring(err)
+  end
+  local input_shape
+  if input_shape_text then
+    local shape, err = M.parse_shape(input_shape_text)
+    if not shape then return nil, "convgen: input_shape: error: " .. err .. " (input_shape)", "spec" end
+    input_shape = shape
+  end
+  local ok, result = pcall(M.generate, {
+    spec = label, spec_text = spec_text, input_shape = input_shape, keras_version = keras_version,
+    weights_at_runtime = true, standalone = true, name = "convgen_layer", command = "libconvgen",
+  })
+  if not ok then return nil, message(result), "spec" end
+  local ir = result.ir
+  local info = {
+    source = result.c, name = result.name, input_shape = ir.input_shape, output_shape = ir.output_shape,
+    input_size = result.plan.in_size, output_size = result.plan.out_size, weights = {},
+  }
+  for i, w in ipairs(ir.weights) do
+    info.weights[i] = { name = w.name, count = w.count, shape = weights.show_shape(w.shape) }
+  end
+  if weights_dir then
+    local loaded
+    ok, loaded = pcall(M.load_weights, ir, { weights_dir = weights_dir }, result.diag)
+    if not ok then return nil, message(loaded), "weights" end
+    info.tensors = loaded
+  end
+  return info
 end
 
 return M

@@ -3,7 +3,6 @@
 local api = require("convgen.api")
 local diag_mod = require("convgen.diag")
 local emit = require("convgen.emit")
-local frontend_json = require("convgen.frontend_json")
 local native = require("convgen.native")
 local weights_mod = require("convgen.weights")
 
@@ -68,6 +67,8 @@ options:
   -w, --weights DIR        weights directory (see convgen generate --help)
   -i, --input FILE.npy     input, float32 or float64
   -o, --output FILE.npy    where to write the output
+  --backend tcc|cc         compile in-process with libtcc (default), or with
+                           the system C compiler ($CC, default cc) and dlopen
   --input-shape DIMS, --keras-version 2|3    as for generate
 ]],
 }
@@ -92,6 +93,7 @@ local OPTIONS = {
     ["-i"] = { "input", true }, ["--input"] = { "input", true },
     ["-o"] = { "output", true }, ["--output"] = { "output", true },
     ["--input-shape"] = { "input_shape", true }, ["--keras-version"] = { "keras_version", true },
+    ["--backend"] = { "backend", true },
   },
 }
 
@@ -101,20 +103,10 @@ local function usage_error(command, message)
   error(setmetatable({ command = command, message = message }, UsageError), 0)
 end
 
--- "1,32,32,3" or "None,32,32,3" -> list (null for an unknown batch)
 local function parse_shape(command, text)
-  local out = {}
-  for item in (text .. ","):gmatch("([^,]*),") do
-    item = item:match("^%s*(.-)%s*$")
-    if item == "None" or item == "?" or item == "null" or item == "-1" then
-      out[#out + 1] = frontend_json.NULL
-    elseif item:match("^%d+$") and math.tointeger(tonumber(item)) then
-      out[#out + 1] = math.tointeger(tonumber(item))
-    else
-      usage_error(command, format("--input-shape expects comma-separated sizes like 1,32,32,3, got '%s'", text))
-    end
-  end
-  return out
+  local shape, err = api.parse_shape(text)
+  if not shape then usage_error(command, "--input-shape " .. err) end
+  return shape
 end
 
 local function parse_args(command, argv, first)
@@ -262,6 +254,8 @@ function commands.run(opts)
   if not opts.weights_dir then usage_error("run", "missing -w DIR") end
   if not opts.input then usage_error("run", "missing -i INPUT.npy") end
   if not opts.output then usage_error("run", "missing -o OUTPUT.npy") end
+  local backend = opts.backend or "tcc"
+  if backend ~= "tcc" and backend ~= "cc" then usage_error("run", "--backend must be tcc or cc") end
   opts.weights_at_runtime, opts.standalone = true, true
   local result = api.generate(opts)
   local ir, diag = result.ir, result.diag
@@ -281,8 +275,8 @@ function commands.run(opts)
   local out_shape = { batch, table.unpack(ir.output_shape) }
   if not batched then input = input:reshaped({ 1, table.unpack(want) }) end
   local output
-  output, err = native.jit_run(result.c, result.name, input, out_shape, result.tensors)
-  if not output then diag:fail(err, "run") end
+  output, err = native.jit_run(result.c, result.name, input, out_shape, result.tensors, backend)
+  if not output then diag:fail(err, "--backend") end
   local ok
   ok, err = native.write_npy(opts.output, output)
   if not ok then diag:error_in(opts.output, "cannot write output: " .. err, "-o") end

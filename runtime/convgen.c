@@ -1,0 +1,580 @@
+/* convgen.c: the run-time library (include/convgen.h): specs to kernels. */
+#define _POSIX_C_SOURCE 200809L
+#include "convgen.h"
+
+#include "backend.h"
+#include "host.h"
+
+#include <lauxlib.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_WEIGHTS 4
+#define MAX_AXES 4
+#define DEFAULT_CACHE_LIMIT 64
+
+typedef void (*layer_fn)(const float *input, float *output, int batch, const float *const weights[]);
+
+/* Compiled code for one spec and its options, shared by every kernel made
+ * from them (kernels differ only in their weights). */
+typedef struct layer_code {
+    unsigned refs;
+    convgen__code *code;
+    layer_fn fn;
+    int in_rank, out_rank;
+    long in_shape[MAX_AXES], out_shape[MAX_AXES];
+    size_t in_size, out_size;
+    int num_weights;
+    size_t weight_count[MAX_WEIGHTS];
+    char weights_text[512]; /* "kernel (3, 3, 3, 4), bias (4,)" for messages */
+} layer_code;
+
+struct convgen_kernel {
+    unsigned refs;
+    layer_code *code;
+    float *weights[MAX_WEIGHTS];
+};
+
+typedef struct cache_entry {
+    char *key; /* the spec text and options, see spec_key */
+    size_t key_len;
+    unsigned long long hash;
+    unsigned long long used; /* for least-recently-used eviction */
+    convgen_kernel *kernel;  /* one reference held by the cache */
+} cache_entry;
+
+struct convgen_context {
+    pthread_mutex_t lock; /* guards everything below */
+    lua_State **idle;     /* generator states not in use */
+    size_t nidle, idle_cap;
+    cache_entry *entries;
+    size_t nentries, entries_cap, limit;
+    unsigned long long clock;
+};
+
+/* Reference counts of kernels and codes, which outlive their context. */
+static pthread_mutex_t refs_lock = PTHREAD_MUTEX_INITIALIZER;
+
+const char *convgen_strerror(convgen_status status)
+{
+    switch (status) {
+    case CONVGEN_OK: return "success";
+    case CONVGEN_ERROR_ARGUMENT: return "invalid argument";
+    case CONVGEN_ERROR_SPEC: return "invalid spec";
+    case CONVGEN_ERROR_WEIGHTS: return "invalid weights";
+    case CONVGEN_ERROR_COMPILE: return "compilation failed";
+    case CONVGEN_ERROR_NO_COMPILER: return "no C compiler";
+    case CONVGEN_ERROR_MEMORY: return "out of memory";
+    case CONVGEN_ERROR_SYSTEM: return "system error";
+    }
+    return "unknown status";
+}
+
+const char *convgen_version(void)
+{
+    return "0.1.0";
+}
+
+/* Writes a message in the command line's form into the caller's buffer. */
+static convgen_status fail(convgen_status status, char *message, size_t size, const char *label, const char *field,
+                           const char *format, ...)
+{
+    if (message && size) {
+        char what[1024];
+        va_list ap;
+        va_start(ap, format);
+        vsnprintf(what, sizeof what, format, ap);
+        va_end(ap);
+        snprintf(message, size, "convgen: %s: error: %s (%s)", label, what, field);
+    }
+    return status;
+}
+
+static void copy_message(char *message, size_t size, const char *text)
+{
+    if (message && size)
+        snprintf(message, size, "%s", text ? text : "");
+}
+
+/* ------------------------------------------------------------------------
+ * Contexts and their generator states
+ */
+
+convgen_status convgen_context_create(convgen_context **out)
+{
+    if (!out)
+        return CONVGEN_ERROR_ARGUMENT;
+    convgen_context *ctx = calloc(1, sizeof *ctx);
+    if (!ctx)
+        return CONVGEN_ERROR_MEMORY;
+    if (pthread_mutex_init(&ctx->lock, NULL) != 0) {
+        free(ctx);
+        return CONVGEN_ERROR_SYSTEM;
+    }
+    ctx->limit = DEFAULT_CACHE_LIMIT;
+    *out = ctx;
+    return CONVGEN_OK;
+}
+
+/* A generator state for this thread's use: an idle one, or a new one. */
+static lua_State *take_state(convgen_context *ctx, char *err, size_t err_size)
+{
+    lua_State *L = NULL;
+    pthread_mutex_lock(&ctx->lock);
+    if (ctx->nidle > 0)
+        L = ctx->idle[--ctx->nidle];
+    pthread_mutex_unlock(&ctx->lock);
+    return L ? L : convgen__host_new(err, err_size);
+}
+
+static void give_state(convgen_context *ctx, lua_State *L)
+{
+    lua_settop(L, 0);
+    pthread_mutex_lock(&ctx->lock);
+    if (ctx->nidle == ctx->idle_cap) {
+        size_t cap = ctx->idle_cap ? ctx->idle_cap * 2 : 4;
+        lua_State **bigger = realloc(ctx->idle, cap * sizeof *bigger);
+        if (!bigger) {
+            pthread_mutex_unlock(&ctx->lock);
+            convgen__host_close(L);
+            return;
+        }
+        ctx->idle = bigger;
+        ctx->idle_cap = cap;
+    }
+    ctx->idle[ctx->nidle++] = L;
+    pthread_mutex_unlock(&ctx->lock);
+}
+
+/* ------------------------------------------------------------------------
+ * Kernels and reference counts
+ */
+
+static void code_release(layer_code *code)
+{
+    pthread_mutex_lock(&refs_lock);
+    unsigned left = --code->refs;
+    pthread_mutex_unlock(&refs_lock);
+    if (left == 0) {
+        convgen__code_free(code->code);
+        free(code);
+    }
+}
+
+static void code_retain(layer_code *code)
+{
+    pthread_mutex_lock(&refs_lock);
+    code->refs++;
+    pthread_mutex_unlock(&refs_lock);
+}
+
+static void kernel_retain(convgen_kernel *k)
+{
+    pthread_mutex_lock(&refs_lock);
+    k->refs++;
+    pthread_mutex_unlock(&refs_lock);
+}
+
+void convgen_kernel_destroy(convgen_kernel *k)
+{
+    if (!k)
+        return;
+    pthread_mutex_lock(&refs_lock);
+    unsigned left = --k->refs;
+    pthread_mutex_unlock(&refs_lock);
+    if (left > 0)
+        return;
+    for (int i = 0; i < MAX_WEIGHTS; i++)
+        free(k->weights[i]);
+    code_release(k->code);
+    free(k);
+}
+
+/* A kernel owning a copy of the weights; takes one reference to code. */
+static convgen_kernel *kernel_new(layer_code *code, const float *const *weights)
+{
+    convgen_kernel *k = calloc(1, sizeof *k);
+    if (!k)
+        return NULL;
+    for (int i = 0; i < code->num_weights; i++) {
+        size_t n = code->weight_count[i];
+        k->weights[i] = malloc(n ? n * sizeof(float) : 1);
+        if (!k->weights[i]) {
+            for (int j = 0; j < i; j++)
+                free(k->weights[j]);
+            free(k);
+            return NULL;
+        }
+        memcpy(k->weights[i], weights[i], n * sizeof(float));
+    }
+    k->refs = 1;
+    code_retain(code);
+    k->code = code;
+    return k;
+}
+
+static int same_weights(const convgen_kernel *k, const float *const *weights)
+{
+    for (int i = 0; i < k->code->num_weights; i++) {
+        if (memcmp(k->weights[i], weights[i], k->code->weight_count[i] * sizeof(float)) != 0)
+            return 0;
+    }
+    return 1;
+}
+
+convgen_status convgen_kernel_run(const convgen_kernel *k, const float *input, float *output, int batch)
+{
+    if (!k || !input || !output || batch < 0)
+        return CONVGEN_ERROR_ARGUMENT;
+    k->code->fn(input, output, batch, (const float *const *)k->weights);
+    return CONVGEN_OK;
+}
+
+size_t convgen_kernel_input_size(const convgen_kernel *k)
+{
+    return k ? k->code->in_size : 0;
+}
+
+size_t convgen_kernel_output_size(const convgen_kernel *k)
+{
+    return k ? k->code->out_size : 0;
+}
+
+static int copy_shape(const long *shape, int rank, long *dims, int max_dims)
+{
+    for (int i = 0; dims && i < rank && i < max_dims; i++)
+        dims[i] = shape[i];
+    return rank;
+}
+
+int convgen_kernel_input_shape(const convgen_kernel *k, long *dims, int max_dims)
+{
+    return k ? copy_shape(k->code->in_shape, k->code->in_rank, dims, max_dims) : 0;
+}
+
+int convgen_kernel_output_shape(const convgen_kernel *k, long *dims, int max_dims)
+{
+    return k ? copy_shape(k->code->out_shape, k->code->out_rank, dims, max_dims) : 0;
+}
+
+/* ------------------------------------------------------------------------
+ * The cache
+ */
+
+/* The spec text and every option that changes the code, length-prefixed. */
+static char *spec_key(const convgen_spec *spec, size_t *len)
+{
+    const char *parts[3] = {spec->text, spec->label ? spec->label : "", spec->input_shape ? spec->input_shape : ""};
+    size_t total = 32;
+    for (int i = 0; i < 3; i++)
+        total += strlen(parts[i]) + 24;
+    char *key = malloc(total);
+    if (!key)
+        return NULL;
+    size_t n = (size_t)snprintf(key, total, "v%d b%d", spec->keras_version ? spec->keras_version : 3, (int)spec->backend);
+    for (int i = 0; i < 3; i++) {
+        size_t l = strlen(parts[i]);
+        n += (size_t)snprintf(key + n, total - n, "|%zu:", l);
+        memcpy(key + n, parts[i], l);
+        n += l;
+    }
+    *len = n;
+    return key;
+}
+
+static unsigned long long hash_bytes(const char *p, size_t n)
+{
+    unsigned long long h = 1469598103934665603ull; /* FNV-1a */
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)p[i]) * 1099511628211ull;
+    return h;
+}
+
+/* Under ctx->lock: a cached kernel for key and weights (one more reference),
+ * or NULL; *code receives (retained) the code of any kernel with this key. */
+static convgen_kernel *cache_find(convgen_context *ctx, const char *key, size_t len, unsigned long long hash,
+                                  const float *const *weights, int num_weights, layer_code **code)
+{
+    for (size_t i = 0; i < ctx->nentries; i++) {
+        cache_entry *e = &ctx->entries[i];
+        if (e->hash != hash || e->key_len != len || memcmp(e->key, key, len) != 0)
+            continue;
+        if (weights && num_weights == e->kernel->code->num_weights && same_weights(e->kernel, weights)) {
+            e->used = ++ctx->clock;
+            kernel_retain(e->kernel);
+            return e->kernel;
+        }
+        if (code && !*code) {
+            *code = e->kernel->code;
+            code_retain(*code);
+        }
+    }
+    return NULL;
+}
+
+static void cache_drop(convgen_context *ctx, size_t i)
+{
+    convgen_kernel_destroy(ctx->entries[i].kernel);
+    free(ctx->entries[i].key);
+    ctx->entries[i] = ctx->entries[--ctx->nentries];
+}
+
+/* Under ctx->lock: keeps a reference to k under key, evicting the least recently used. */
+static void cache_insert(convgen_context *ctx, const char *key, size_t len, unsigned long long hash, convgen_kernel *k)
+{
+    if (ctx->limit == 0)
+        return;
+    while (ctx->nentries >= ctx->limit) {
+        size_t oldest = 0;
+        for (size_t i = 1; i < ctx->nentries; i++)
+            if (ctx->entries[i].used < ctx->entries[oldest].used)
+                oldest = i;
+        cache_drop(ctx, oldest);
+    }
+    if (ctx->nentries == ctx->entries_cap) {
+        size_t cap = ctx->entries_cap ? ctx->entries_cap * 2 : 8;
+        cache_entry *bigger = realloc(ctx->entries, cap * sizeof *bigger);
+        if (!bigger)
+            return; /* not cached; still correct */
+        ctx->entries = bigger;
+        ctx->entries_cap = cap;
+    }
+    char *copy = malloc(len);
+    if (!copy)
+        return;
+    memcpy(copy, key, len);
+    kernel_retain(k);
+    ctx->entries[ctx->nentries++] = (cache_entry){copy, len, hash, ++ctx->clock, k};
+}
+
+void convgen_cache_set_limit(convgen_context *ctx, size_t max_kernels)
+{
+    if (!ctx)
+        return;
+    pthread_mutex_lock(&ctx->lock);
+    ctx->limit = max_kernels;
+    while (ctx->nentries > ctx->limit) {
+        size_t oldest = 0;
+        for (size_t i = 1; i < ctx->nentries; i++)
+            if (ctx->entries[i].used < ctx->entries[oldest].used)
+                oldest = i;
+        cache_drop(ctx, oldest);
+    }
+    pthread_mutex_unlock(&ctx->lock);
+}
+
+void convgen_cache_clear(convgen_context *ctx)
+{
+    if (!ctx)
+        return;
+    pthread_mutex_lock(&ctx->lock);
+    while (ctx->nentries > 0)
+        cache_drop(ctx, ctx->nentries - 1);
+    pthread_mutex_unlock(&ctx->lock);
+}
+
+size_t convgen_cache_size(convgen_context *ctx)
+{
+    if (!ctx)
+        return 0;
+    pthread_mutex_lock(&ctx->lock);
+    size_t n = ctx->nentries;
+    pthread_mutex_unlock(&ctx->lock);
+    return n;
+}
+
+void convgen_context_destroy(convgen_context *ctx)
+{
+    if (!ctx)
+        return;
+    convgen_cache_clear(ctx);
+    for (size_t i = 0; i < ctx->nidle; i++)
+        convgen__host_close(ctx->idle[i]);
+    free(ctx->idle);
+    free(ctx->entries);
+    pthread_mutex_destroy(&ctx->lock);
+    free(ctx);
+}
+
+/* ------------------------------------------------------------------------
+ * Compiling
+ */
+
+/* Reads a list of integers at the top of the stack's field `name`. */
+static int read_shape(lua_State *L, const char *name, long *dims)
+{
+    lua_getfield(L, -1, name);
+    int n = (int)luaL_len(L, -1);
+    for (int i = 0; i < n && i < MAX_AXES; i++) {
+        lua_geti(L, -1, i + 1);
+        dims[i] = (long)lua_tointeger(L, -1);
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    return n;
+}
+
+/* Builds the shared code from the table api.prepare returned (stack top). */
+static convgen_status build_code(lua_State *L, int backend, layer_code **out, char *message, size_t size,
+                                 const char *label)
+{
+    layer_code *code = calloc(1, sizeof *code);
+    if (!code)
+        return fail(CONVGEN_ERROR_MEMORY, message, size, label, "memory", "out of memory");
+    code->refs = 1;
+    code->in_rank = read_shape(L, "input_shape", code->in_shape);
+    code->out_rank = read_shape(L, "output_shape", code->out_shape);
+    lua_getfield(L, -1, "input_size");
+    code->in_size = (size_t)lua_tointeger(L, -1);
+    lua_getfield(L, -2, "output_size");
+    code->out_size = (size_t)lua_tointeger(L, -1);
+    lua_pop(L, 2);
+    lua_getfield(L, -1, "weights");
+    code->num_weights = (int)luaL_len(L, -1);
+    size_t used = 0;
+    for (int i = 0; i < code->num_weights && i < MAX_WEIGHTS; i++) {
+        lua_geti(L, -1, i + 1);
+        lua_getfield(L, -1, "count");
+        code->weight_count[i] = (size_t)lua_tointeger(L, -1);
+        lua_getfield(L, -2, "name");
+        lua_getfield(L, -3, "shape");
+        used += (size_t)snprintf(code->weights_text + used, sizeof code->weights_text - used, "%s%s %s",
+                                 i ? ", " : "", lua_tostring(L, -2), lua_tostring(L, -1));
+        if (used >= sizeof code->weights_text)
+            used = sizeof code->weights_text - 1;
+        lua_pop(L, 4);
+    }
+    lua_pop(L, 1);
+    lua_getfield(L, -1, "source");
+    lua_getfield(L, -2, "name");
+    char err[4096];
+    int kind;
+    code->code = convgen__code_compile(lua_tostring(L, -2), lua_tostring(L, -1), backend, &kind, err, sizeof err);
+    lua_pop(L, 2);
+    if (!code->code) {
+        free(code);
+        convgen_status s = kind == CONVGEN__CODE_NO_COMPILER ? CONVGEN_ERROR_NO_COMPILER
+                           : kind == CONVGEN__CODE_COMPILE   ? CONVGEN_ERROR_COMPILE
+                                                             : CONVGEN_ERROR_SYSTEM;
+        return fail(s, message, size, label, "backend", "%s", err);
+    }
+    void *address = convgen__code_function(code->code);
+    memcpy(&code->fn, &address, sizeof code->fn);
+    *out = code;
+    return CONVGEN_OK;
+}
+
+convgen_status convgen_compile(convgen_context *ctx, const convgen_spec *spec, convgen_kernel **out, char *message,
+                               size_t message_size)
+{
+    const char *label = spec && spec->label ? spec->label : "<spec>";
+    if (!ctx || !spec || !out || !spec->text)
+        return fail(CONVGEN_ERROR_ARGUMENT, message, message_size, label, "spec",
+                    "the context, the spec, its text and the output must not be NULL");
+    if (spec->backend != CONVGEN_BACKEND_TCC && spec->backend != CONVGEN_BACKEND_CC)
+        return fail(CONVGEN_ERROR_ARGUMENT, message, message_size, label, "backend", "unknown backend %d",
+                    (int)spec->backend);
+    if (spec->keras_version != 0 && spec->keras_version != 2 && spec->keras_version != 3)
+        return fail(CONVGEN_ERROR_ARGUMENT, message, message_size, label, "keras_version",
+                    "keras_version must be 0, 2 or 3, got %d", spec->keras_version);
+    if (!spec->weights == !spec->weights_dir)
+        return fail(CONVGEN_ERROR_ARGUMENT, message, message_size, label, "weights",
+                    "give the weights in memory or a weights_dir, one of the two");
+    if (spec->weights && (spec->num_weights < 1 || spec->num_weights > MAX_WEIGHTS))
+        return fail(CONVGEN_ERROR_WEIGHTS, message, message_size, label, "num_weights",
+                    "num_weights must be from 1 to %d, got %d", MAX_WEIGHTS, spec->num_weights);
+
+    size_t key_len;
+    char *key = spec_key(spec, &key_len);
+    if (!key)
+        return fail(CONVGEN_ERROR_MEMORY, message, message_size, label, "memory", "out of memory");
+    unsigned long long hash = hash_bytes(key, key_len);
+
+    /* A cached kernel with these weights, or at least code for this spec. */
+    layer_code *code = NULL;
+    pthread_mutex_lock(&ctx->lock);
+    convgen_kernel *hit = cache_find(ctx, key, key_len, hash, spec->weights, spec->num_weights, &code);
+    pthread_mutex_unlock(&ctx->lock);
+    if (hit) {
+        free(key);
+        if (code)
+            code_release(code);
+        *out = hit;
+        return CONVGEN_OK;
+    }
+
+    convgen_status status = CONVGEN_OK;
+    lua_State *L = NULL;
+    const float *loaded[MAX_WEIGHTS] = {0};
+    const float *const *weights = spec->weights;
+    if (!code || spec->weights_dir) {
+        char err[512];
+        L = take_state(ctx, err, sizeof err);
+        if (!L) {
+            free(key);
+            if (code)
+                code_release(code);
+            return fail(CONVGEN_ERROR_MEMORY, message, message_size, label, "generator", "%s", err);
+        }
+        lua_pushstring(L, spec->text);
+        lua_pushstring(L, label);
+        lua_pushstring(L, spec->input_shape);
+        lua_pushinteger(L, spec->keras_version ? spec->keras_version : 3);
+        lua_pushstring(L, spec->weights_dir);
+        if (convgen__host_call(L, "convgen.api", "prepare", 5, 3) != LUA_OK) {
+            status = fail(CONVGEN_ERROR_SYSTEM, message, message_size, label, "generator", "internal error: %s",
+                          lua_tostring(L, -1));
+        } else if (lua_isnil(L, -3)) {
+            copy_message(message, message_size, lua_tostring(L, -2));
+            const char *kind = lua_tostring(L, -1);
+            status = kind && strcmp(kind, "weights") == 0 ? CONVGEN_ERROR_WEIGHTS : CONVGEN_ERROR_SPEC;
+        } else {
+            lua_pop(L, 2); /* the info table stays on top */
+            if (!code)
+                status = build_code(L, (int)spec->backend, &code, message, message_size, label);
+            if (status == CONVGEN_OK && spec->weights_dir) {
+                lua_getfield(L, -1, "tensors");
+                for (int i = 0; i < code->num_weights; i++) {
+                    size_t n;
+                    lua_geti(L, -1, i + 1);
+                    loaded[i] = convgen__host_tensor(L, -1, &n);
+                    lua_pop(L, 1); /* the tensors table keeps it alive */
+                }
+                weights = loaded;
+            }
+        }
+    }
+    if (status == CONVGEN_OK && spec->weights && spec->num_weights != code->num_weights)
+        status = fail(CONVGEN_ERROR_WEIGHTS, message, message_size, label, "num_weights",
+                      "the layer takes %d weights: %s; got %d", code->num_weights, code->weights_text,
+                      spec->num_weights);
+
+    convgen_kernel *k = NULL;
+    if (status == CONVGEN_OK) {
+        pthread_mutex_lock(&ctx->lock);
+        if (spec->weights_dir) /* weights just loaded: maybe cached already */
+            k = cache_find(ctx, key, key_len, hash, weights, code->num_weights, NULL);
+        pthread_mutex_unlock(&ctx->lock);
+        if (!k) {
+            k = kernel_new(code, weights);
+            if (!k) {
+                status = fail(CONVGEN_ERROR_MEMORY, message, message_size, label, "memory", "out of memory");
+            } else {
+                pthread_mutex_lock(&ctx->lock);
+                cache_insert(ctx, key, key_len, hash, k);
+                pthread_mutex_unlock(&ctx->lock);
+            }
+        }
+    }
+    if (L)
+        give_state(ctx, L); /* after the weights were copied out of its tensors */
+    if (code)
+        code_release(code);
+    free(key);
+    if (status == CONVGEN_OK)
+        *out = k;
+    return status;
+}

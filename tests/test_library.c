@@ -1,0 +1,408 @@
+/* test_library.c: the run-time library (include/convgen.h): compiling specs
+ * into kernels with both backends, errors, the cache, lifetimes, threads. */
+#define _POSIX_C_SOURCE 200809L
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "convgen.h"
+#include "convgen_npy.h"
+#include "harness.h"
+#include "reference.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define EXAMPLE "examples/separable"
+
+/* The bundled example: spec text, weights in memory, input and Keras's output. */
+typedef struct {
+    char *spec;
+    convgen_npy_array w[3], input, expected;
+    const float *weights[3];
+} example;
+
+static void load(const char *file, convgen_npy_array *a)
+{
+    char path[256], err[256];
+    snprintf(path, sizeof path, EXAMPLE "/%s", file);
+    if (convgen_npy_load(path, a, err, sizeof err) != 0)
+        fail_msg("%s: %s", path, err);
+}
+
+static example *example_load(void)
+{
+    example *e = calloc(1, sizeof *e);
+    e->spec = harness_read(EXAMPLE "/spec.json", NULL);
+    assert_non_null(e->spec);
+    load("weights/depthwise_kernel.npy", &e->w[0]);
+    load("weights/pointwise_kernel.npy", &e->w[1]);
+    load("weights/bias.npy", &e->w[2]);
+    load("input.npy", &e->input);
+    load("expected.npy", &e->expected);
+    for (int i = 0; i < 3; i++)
+        e->weights[i] = e->w[i].data;
+    return e;
+}
+
+static void example_free(example *e)
+{
+    for (int i = 0; i < 3; i++)
+        convgen_npy_free(&e->w[i]);
+    convgen_npy_free(&e->input);
+    convgen_npy_free(&e->expected);
+    free(e->spec);
+    free(e);
+}
+
+static convgen_spec example_spec(const example *e)
+{
+    convgen_spec spec = CONVGEN_SPEC_INIT;
+    spec.text = e->spec;
+    spec.label = EXAMPLE "/spec.json";
+    spec.weights = e->weights;
+    spec.num_weights = 3;
+    return spec;
+}
+
+/* Runs k on the example input and compares with Keras's output. */
+static void check_against_keras(const example *e, const convgen_kernel *k)
+{
+    float *out = malloc(e->expected.count * sizeof(float));
+    assert_int_equal(convgen_kernel_run(k, e->input.data, out, 1), CONVGEN_OK);
+    long bad = harness_mismatch(out, e->expected.data, e->expected.count, 1e-4, 2e-5);
+    if (bad >= 0)
+        fail_msg("output[%ld] = %g, Keras %g", bad, (double)out[bad], (double)e->expected.data[bad]);
+    free(out);
+}
+
+/* A spec string and weights in memory compile into a kernel that matches Keras, with either backend. */
+static void test_compile_and_run_both_backends(void **state)
+{
+    (void)state;
+    example *e = example_load();
+    convgen_context *ctx;
+    assert_int_equal(convgen_context_create(&ctx), CONVGEN_OK);
+    for (int b = 0; b < 2; b++) {
+        convgen_spec spec = example_spec(e);
+        spec.backend = b ? CONVGEN_BACKEND_CC : CONVGEN_BACKEND_TCC;
+        convgen_kernel *k = NULL;
+        char msg[1024] = "";
+        convgen_status s = convgen_compile(ctx, &spec, &k, msg, sizeof msg);
+        if (s != CONVGEN_OK)
+            fail_msg("backend %d: %s: %s", b, convgen_strerror(s), msg);
+        check_against_keras(e, k);
+        convgen_kernel_destroy(k);
+    }
+    convgen_context_destroy(ctx);
+    example_free(e);
+}
+
+/* Weights from a directory of .npy files work as weights in memory do. */
+static void test_weights_dir(void **state)
+{
+    (void)state;
+    example *e = example_load();
+    convgen_context *ctx;
+    assert_int_equal(convgen_context_create(&ctx), CONVGEN_OK);
+    convgen_spec spec = example_spec(e);
+    spec.weights = NULL;
+    spec.num_weights = 0;
+    spec.weights_dir = EXAMPLE "/weights";
+    convgen_kernel *k;
+    char msg[1024];
+    assert_int_equal(convgen_compile(ctx, &spec, &k, msg, sizeof msg), CONVGEN_OK);
+    check_against_keras(e, k);
+    /* The same directory again: the cached kernel. */
+    convgen_kernel *again;
+    assert_int_equal(convgen_compile(ctx, &spec, &again, msg, sizeof msg), CONVGEN_OK);
+    assert_ptr_equal(again, k);
+    convgen_kernel_destroy(again);
+    convgen_kernel_destroy(k);
+    convgen_context_destroy(ctx);
+    example_free(e);
+}
+
+/* A kernel reports its input and output shapes and sizes. */
+static void test_shapes(void **state)
+{
+    (void)state;
+    example *e = example_load();
+    convgen_context *ctx;
+    convgen_context_create(&ctx);
+    convgen_spec spec = example_spec(e);
+    convgen_kernel *k;
+    assert_int_equal(convgen_compile(ctx, &spec, &k, NULL, 0), CONVGEN_OK);
+    long dims[4] = {0};
+    assert_int_equal(convgen_kernel_input_shape(k, dims, 4), 3);
+    assert_int_equal(dims[0], 16);
+    assert_int_equal(dims[1], 16);
+    assert_int_equal(dims[2], 8);
+    assert_int_equal(convgen_kernel_output_shape(k, dims, 4), 3);
+    assert_int_equal(dims[2], 16);
+    assert_int_equal(convgen_kernel_input_size(k), 16 * 16 * 8);
+    assert_int_equal(convgen_kernel_output_size(k), 16 * 16 * 16);
+    convgen_kernel_destroy(k);
+    convgen_context_destroy(ctx);
+    example_free(e);
+}
+
+/* Bad arguments, specs and weights fail with their status and message, leaving the output untouched. */
+static void test_errors(void **state)
+{
+    (void)state;
+    example *e = example_load();
+    convgen_context *ctx;
+    convgen_context_create(&ctx);
+    convgen_kernel *sentinel = (convgen_kernel *)&sentinel, *k = sentinel;
+    char msg[1024];
+    convgen_spec spec = example_spec(e);
+
+    assert_int_equal(convgen_compile(NULL, &spec, &k, msg, sizeof msg), CONVGEN_ERROR_ARGUMENT);
+    assert_int_equal(convgen_compile(ctx, NULL, &k, msg, sizeof msg), CONVGEN_ERROR_ARGUMENT);
+    assert_int_equal(convgen_compile(ctx, &spec, NULL, msg, sizeof msg), CONVGEN_ERROR_ARGUMENT);
+    spec.keras_version = 4;
+    assert_int_equal(convgen_compile(ctx, &spec, &k, msg, sizeof msg), CONVGEN_ERROR_ARGUMENT);
+    assert_non_null(strstr(msg, "(keras_version)"));
+    spec = example_spec(e);
+    spec.weights_dir = EXAMPLE "/weights"; /* both kinds of weights */
+    assert_int_equal(convgen_compile(ctx, &spec, &k, msg, sizeof msg), CONVGEN_ERROR_ARGUMENT);
+
+    spec = example_spec(e);
+    spec.text = "{\"class_name\": \"SeparableConv2D\", \"config\": {\"kernel_size\": 3},"
+                " \"build_config\": {\"input_shape\": [null, 8, 8, 3]}}";
+    spec.label = "layer.json";
+    assert_int_equal(convgen_compile(ctx, &spec, &k, msg, sizeof msg), CONVGEN_ERROR_SPEC);
+    assert_non_null(strstr(msg, "convgen: layer.json: error: "));
+    assert_non_null(strstr(msg, "(config.filters)"));
+
+    spec = example_spec(e);
+    spec.num_weights = 2;
+    assert_int_equal(convgen_compile(ctx, &spec, &k, msg, sizeof msg), CONVGEN_ERROR_WEIGHTS);
+    assert_non_null(strstr(msg, "takes 3 weights: depthwise_kernel (3, 3, 8, 2), pointwise_kernel"));
+
+    spec = example_spec(e);
+    spec.weights = NULL;
+    spec.num_weights = 0;
+    spec.weights_dir = "tests/fixtures/conv2d_same_softmax/weights"; /* another layer's files */
+    assert_int_equal(convgen_compile(ctx, &spec, &k, msg, sizeof msg), CONVGEN_ERROR_WEIGHTS);
+    assert_non_null(strstr(msg, "depthwise_kernel.npy"));
+
+    spec = example_spec(e);
+    spec.input_shape = "1,x";
+    assert_int_equal(convgen_compile(ctx, &spec, &k, msg, sizeof msg), CONVGEN_ERROR_SPEC);
+    assert_non_null(strstr(msg, "(input_shape)"));
+
+    assert_ptr_equal(k, sentinel);
+    assert_int_equal(convgen_kernel_run(NULL, e->input.data, e->expected.data, 1), CONVGEN_ERROR_ARGUMENT);
+    convgen_kernel_destroy(NULL);
+    convgen_context_destroy(NULL);
+    convgen_context_destroy(ctx);
+    example_free(e);
+}
+
+/* The cc backend without a compiler is a clear error. */
+static void test_missing_compiler(void **state)
+{
+    (void)state;
+    example *e = example_load();
+    convgen_context *ctx;
+    convgen_context_create(&ctx);
+    convgen_spec spec = example_spec(e);
+    spec.backend = CONVGEN_BACKEND_CC;
+    char *saved = getenv("CC") ? strdup(getenv("CC")) : NULL;
+    setenv("CC", "/nonexistent/cc", 1);
+    convgen_kernel *k = NULL;
+    char msg[1024];
+    convgen_status s = convgen_compile(ctx, &spec, &k, msg, sizeof msg);
+    if (saved)
+        setenv("CC", saved, 1);
+    else
+        unsetenv("CC");
+    free(saved);
+    assert_int_equal(s, CONVGEN_ERROR_NO_COMPILER);
+    assert_non_null(strstr(msg, "/nonexistent/cc"));
+    assert_null(k);
+    convgen_context_destroy(ctx);
+    example_free(e);
+}
+
+/* The cache returns the same kernel for the same spec and weights, another
+ * for other weights; it can be bounded and cleared, and cached kernels
+ * outlive both the cache and the context. */
+static void test_cache(void **state)
+{
+    (void)state;
+    example *e = example_load();
+    convgen_context *ctx;
+    convgen_context_create(&ctx);
+    convgen_spec spec = example_spec(e);
+    convgen_kernel *a, *b, *c;
+    assert_int_equal(convgen_compile(ctx, &spec, &a, NULL, 0), CONVGEN_OK);
+    assert_int_equal(convgen_compile(ctx, &spec, &b, NULL, 0), CONVGEN_OK);
+    assert_ptr_equal(a, b);
+    assert_int_equal(convgen_cache_size(ctx), 1);
+
+    float *bias = malloc(16 * sizeof(float));
+    memcpy(bias, e->weights[2], 16 * sizeof(float));
+    bias[3] += 1.0f;
+    const float *other[3] = {e->weights[0], e->weights[1], bias};
+    spec.weights = other;
+    assert_int_equal(convgen_compile(ctx, &spec, &c, NULL, 0), CONVGEN_OK);
+    assert_ptr_not_equal(c, a);
+    assert_int_equal(convgen_cache_size(ctx), 2);
+    free(bias); /* weights were copied */
+
+    convgen_cache_set_limit(ctx, 1);
+    assert_int_equal(convgen_cache_size(ctx), 1);
+    convgen_cache_clear(ctx);
+    assert_int_equal(convgen_cache_size(ctx), 0);
+    convgen_context_destroy(ctx);
+    check_against_keras(e, a); /* still valid */
+    convgen_kernel_destroy(a);
+    convgen_kernel_destroy(b);
+    convgen_kernel_destroy(c);
+
+    convgen_context_create(&ctx);
+    convgen_cache_set_limit(ctx, 0);
+    spec = example_spec(e);
+    assert_int_equal(convgen_compile(ctx, &spec, &a, NULL, 0), CONVGEN_OK);
+    assert_int_equal(convgen_compile(ctx, &spec, &b, NULL, 0), CONVGEN_OK);
+    assert_ptr_not_equal(a, b);
+    assert_int_equal(convgen_cache_size(ctx), 0);
+    convgen_kernel_destroy(a);
+    convgen_kernel_destroy(b);
+    convgen_context_destroy(ctx);
+    example_free(e);
+}
+
+/* ------------------------------------------------------------------------ */
+
+#define THREADS 4
+#define COMPILES 100
+#define LAYERS 6
+
+/* Small layers compiled from several threads; each is checked against the reference. */
+typedef struct {
+    ref_layer layer;
+    char spec[512];
+    float *weights[3];
+    float *input, *want;
+    long in_n, out_n;
+} thread_layer;
+
+static thread_layer layers[LAYERS];
+static convgen_context *shared_ctx;
+
+static void make_layers(void)
+{
+    static const char *const classes[] = {"Conv2D", "DepthwiseConv2D", "SeparableConv2D"};
+    for (int i = 0; i < LAYERS; i++) {
+        thread_layer *t = &layers[i];
+        ref_layer l = {.kind = (ref_kind)(i % 3), .rank = 2, .channels_first = i / 3, .in_h = 6 + i, .in_w = 5,
+                       .in_c = 3, .k_h = 3, .k_w = 3, .s_h = 1, .s_w = 1, .d_h = 1, .d_w = 1, .padding = "same",
+                       .filters = 4, .groups = 1, .depth_multiplier = 1 + i % 2, .use_bias = 1,
+                       .activation = "relu", .keras_version = 3};
+        t->layer = l;
+        char shape[32], fields[64] = "";
+        if (l.channels_first)
+            snprintf(shape, sizeof shape, "%d, %d, %d", l.in_c, l.in_h, l.in_w);
+        else
+            snprintf(shape, sizeof shape, "%d, %d, %d", l.in_h, l.in_w, l.in_c);
+        if (l.kind != REF_DEPTHWISE)
+            snprintf(fields, sizeof fields, "\"filters\": %d, ", l.filters);
+        if (l.kind != REF_CONV)
+            snprintf(fields + strlen(fields), sizeof fields - strlen(fields), "\"depth_multiplier\": %d, ",
+                     l.depth_multiplier);
+        snprintf(t->spec, sizeof t->spec,
+                 "{\"class_name\": \"%s\", \"config\": {%s\"kernel_size\": 3, \"padding\": \"same\","
+                 " \"activation\": \"relu\", \"data_format\": \"%s\"}, \"build_config\": {\"input_shape\": [null, %s]}}",
+                 classes[i % 3], fields, l.channels_first ? "channels_first" : "channels_last", shape);
+        unsigned long long seed = 77 + (unsigned long long)i;
+        for (int w = 0; w < ref_weight_count(&l); w++) {
+            long n = ref_weight_size(&l, w);
+            t->weights[w] = malloc((size_t)n * sizeof(float));
+            harness_fill(t->weights[w], n, &seed, -0.5f, 0.5f);
+        }
+        int oh, ow, oc;
+        ref_output_shape(&l, &oh, &ow, &oc);
+        t->in_n = (long)l.in_h * l.in_w * l.in_c;
+        t->out_n = (long)oh * ow * oc;
+        t->input = malloc((size_t)t->in_n * sizeof(float));
+        t->want = malloc((size_t)t->out_n * sizeof(float));
+        harness_fill(t->input, t->in_n, &seed, -1.0f, 1.0f);
+        ref_forward(&l, 1, t->input, (const float *const *)t->weights, t->want);
+    }
+}
+
+static void *compile_many(void *arg)
+{
+    long id = (long)arg;
+    long failures = 0;
+    for (int i = 0; i < COMPILES; i++) {
+        thread_layer *t = &layers[(id * 7 + i) % LAYERS];
+        convgen_spec spec = CONVGEN_SPEC_INIT;
+        spec.text = t->spec;
+        spec.weights = (const float *const *)t->weights;
+        spec.num_weights = ref_weight_count(&t->layer);
+        convgen_kernel *k;
+        char msg[512];
+        if (convgen_compile(shared_ctx, &spec, &k, msg, sizeof msg) != CONVGEN_OK) {
+            fprintf(stderr, "thread %ld: %s\n", id, msg);
+            failures++;
+            continue;
+        }
+        float *out = malloc((size_t)t->out_n * sizeof(float));
+        convgen_kernel_run(k, t->input, out, 1);
+        if (harness_mismatch(out, t->want, t->out_n, 1e-4, 1e-5) >= 0)
+            failures++;
+        free(out);
+        convgen_kernel_destroy(k);
+    }
+    return (void *)failures;
+}
+
+/* 4 threads x 100 compiles and runs at once on one context, with a small
+ * cache so that compiles hit, miss and evict concurrently. */
+static void test_threads(void **state)
+{
+    (void)state;
+    make_layers();
+    assert_int_equal(convgen_context_create(&shared_ctx), CONVGEN_OK);
+    convgen_cache_set_limit(shared_ctx, 3);
+    pthread_t threads[THREADS];
+    for (long i = 0; i < THREADS; i++)
+        assert_int_equal(pthread_create(&threads[i], NULL, compile_many, (void *)i), 0);
+    long failures = 0;
+    for (int i = 0; i < THREADS; i++) {
+        void *r;
+        pthread_join(threads[i], &r);
+        failures += (long)r;
+    }
+    convgen_context_destroy(shared_ctx);
+    for (int i = 0; i < LAYERS; i++) {
+        for (int w = 0; w < 3; w++)
+            free(layers[i].weights[w]);
+        free(layers[i].input);
+        free(layers[i].want);
+    }
+    assert_int_equal(failures, 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_compile_and_run_both_backends),
+        cmocka_unit_test(test_weights_dir),
+        cmocka_unit_test(test_shapes),
+        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_missing_compiler),
+        cmocka_unit_test(test_cache),
+        cmocka_unit_test(test_threads),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
