@@ -75,3 +75,4 @@ include examples/examples.mk
 
 lint:
 	luacheck --no-color gen/convgen tools/embed.lua
+include bench/bench.mk

@@ -17,3 +17,14 @@ $(EXAMPLE_OUT)/separable: $(EXAMPLE_DIR)/main.c $(EXAMPLE_OUT)/separable.c runti
 
 example: $(EXAMPLE_OUT)/separable
 	$(EXAMPLE_OUT)/separable $(EXAMPLE_DIR)/input.npy $(EXAMPLE_DIR)/expected.npy
+
+# examples/jit: compiles a layer at run time through libconvgen.
+.PHONY: example-jit
+
+$(EXAMPLE_OUT)/jit: examples/jit/main.c include/convgen.h build/libconvgen.a
+	@mkdir -p $(EXAMPLE_OUT)
+	$(CC) -std=c99 -O2 -Wall -Wextra -pedantic -D_POSIX_C_SOURCE=200809L -Iinclude -o $@ examples/jit/main.c \
+	  build/libconvgen.a $(HOST_LIBS)
+
+example-jit: $(EXAMPLE_OUT)/jit
+	$(EXAMPLE_OUT)/jit
