@@ -162,6 +162,22 @@ static void test_generated_pair_compiles_and_runs(void **state)
     }
 }
 
+/* The bundled examples build and run: the AOT one matches Keras, the JIT one
+ * compiles, hits its cache and runs. */
+static void test_examples_run(void **state)
+{
+    (void)state;
+    char *out = NULL;
+    char *aot[] = {"build/example/separable", "examples/separable/input.npy", "examples/separable/expected.npy", NULL};
+    if (harness_run(aot, &out) != 0 || !strstr(out, "OK: matches Keras"))
+        fail_msg("examples/separable: %s", out ? out : "did not run");
+    free(out);
+    char *jit[] = {"build/example/jit", "12", "10", "5", NULL};
+    if (harness_run(jit, &out) != 0 || !strstr(out, "-> [1, 12, 10, 16]"))
+        fail_msg("examples/jit: %s", out ? out : "did not run");
+    free(out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -170,6 +186,7 @@ int main(void)
         cmocka_unit_test(test_valid_too_small),
         cmocka_unit_test(test_template_undefined_name_is_an_error),
         cmocka_unit_test(test_generated_pair_compiles_and_runs),
+        cmocka_unit_test(test_examples_run),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

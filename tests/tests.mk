@@ -22,5 +22,5 @@ build/tests/test_library_tsan: tests/test_library.c tests/harness.c tests/refere
 	  $(TSAN_SOURCES) $(CMOCKA_LIBS) $(HOST_LIBS)
 
 # Every program runs (cmocka's summary each), then one total line.
-test: $(TEST_BINS) bin/convgen lint
+test: $(TEST_BINS) bin/convgen build/example/separable build/example/jit lint
 	@CONVGEN=bin/convgen TSAN_OPTIONS="halt_on_error=1 exitcode=66" tools/run_tests.sh $(TEST_BINS)
