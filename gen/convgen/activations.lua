@@ -60,9 +60,21 @@ function M.get(name, keras_version)
   return TABLE[name]
 end
 
--- The C expression applying `name` to the variable `var`.
+-- The C expression applying an entry to the variable `var` (memoized: the
+-- emitter asks for the same few accumulators thousands of times).
+local applied = setmetatable({}, { __mode = "k" })
 function M.apply(entry, var)
-  return (entry.expr:gsub("%f[%w_]v%f[^%w_]", var))
+  local memo = applied[entry]
+  if not memo then
+    memo = {}
+    applied[entry] = memo
+  end
+  local expr = memo[var]
+  if not expr then
+    expr = entry.expr:gsub("%f[%w_]v%f[^%w_]", var)
+    memo[var] = expr
+  end
+  return expr
 end
 
 -- Every accepted name (aliases included), sorted, for error messages.

@@ -14,8 +14,9 @@ local cache = {}
 local function compile(name)
   local text = native.template(name)
   if not text then error("no template " .. name, 0) end
-  -- Free names resolve in the context table passed as the chunk's second argument.
-  local code = { "local _out, _ENV = ...\n" }
+  -- Free names resolve in the context table passed as the chunk's second
+  -- argument; _tostring and the _n counter keep the hot path off it.
+  local code = { "local _tostring = tostring\nlocal _out, _ENV = ...\nlocal _n = 0\n" }
   for line in (text .. (text:sub(-1) == "\n" and "" or "\n")):gmatch("(.-)\n") do
     local lua = line:match("^%s*%$([^{].*)$") or line:match("^%s*%$$") and ""
     if lua then
@@ -26,11 +27,11 @@ local function compile(name)
         local s, e, expr = line:find("%${(.-)}", pos)
         if not s then break end
         if s > pos then pieces[#pieces + 1] = format("%q", line:sub(pos, s - 1)) end
-        pieces[#pieces + 1] = "tostring(" .. expr .. ")"
+        pieces[#pieces + 1] = "_tostring(" .. expr .. ")"
         pos = e + 1
       end
       pieces[#pieces + 1] = format("%q", line:sub(pos) .. "\n")
-      code[#code + 1] = "_out[#_out + 1] = " .. concat(pieces, " .. ") .. "\n"
+      code[#code + 1] = "_n = _n + 1; _out[_n] = " .. concat(pieces, " .. ") .. "\n"
     end
   end
   return concat(code)
@@ -47,7 +48,7 @@ local BASE = setmetatable({ ipairs = ipairs, pairs = pairs, string = string, mat
 function M.render(name, ctx)
   local chunk = cache[name]
   if not chunk then
-    chunk = assert(load(compile(name), "=" .. name, "t", {}))
+    chunk = assert(load(compile(name), "=" .. name, "t", { tostring = tostring }))
     cache[name] = chunk
   end
   if getmetatable(ctx) == nil then setmetatable(ctx, { __index = BASE }) end
