@@ -962,6 +962,42 @@ static void test_run_usage_errors_exit_2(void **state)
     assert_no_output();
 }
 
+/* run --backend: an unknown backend is a usage error; cc without a compiler is
+ * an error naming --backend and the compiler; cc with one matches tcc. */
+static void test_run_backends(void **state)
+{
+    (void)state;
+    char *spec = write_spec(BASE), *w = base_weights(), *in = fmt("%s/in.npy", tmp);
+    static const long shape[] = {2, 8, 8, 3};
+    save_weights(tmp, "in.npy", 4, shape);
+    cli_result r = cli("run", spec, "-w", w, "-i", in, "-o", fmt("%s/y.npy", outd), "--backend", "gpu", END);
+    assert_status(r, 2);
+    assert_has(r.err, "--backend must be tcc or cc");
+    char *saved = getenv("CC") ? strdup(getenv("CC")) : NULL;
+    setenv("CC", "/nonexistent/cc", 1);
+    r = cli("run", spec, "-w", w, "-i", in, "-o", fmt("%s/y.npy", outd), "--backend", "cc", END);
+    if (saved)
+        setenv("CC", saved, 1);
+    else
+        unsetenv("CC");
+    free(saved);
+    assert_error(r, spec, "--backend", "/nonexistent/cc", NULL);
+    assert_no_output();
+    char *a = fmt("%s/a.npy", outd), *b = fmt("%s/b.npy", outd);
+    r = cli("run", spec, "-w", w, "-i", in, "-o", a, "--backend", "tcc", END);
+    assert_status(r, 0);
+    r = cli("run", spec, "-w", w, "-i", in, "-o", b, "--backend", "cc", END);
+    assert_status(r, 0);
+    convgen_npy_array x, y;
+    char err[256];
+    assert_int_equal(convgen_npy_load(a, &x, err, sizeof err), 0);
+    assert_int_equal(convgen_npy_load(b, &y, err, sizeof err), 0);
+    assert_int_equal(x.count, y.count);
+    assert_true(harness_mismatch(x.data, y.data, x.count, 1e-5, 1e-6) < 0);
+    convgen_npy_free(&x);
+    convgen_npy_free(&y);
+}
+
 /* --unroll full on a layer above the cap is an error naming --unroll and the cap. */
 static void test_unroll_full_above_cap(void **state)
 {
@@ -1571,6 +1607,7 @@ int main(void)
         T(test_lua_memory_limit),
         T(test_lua_string_rep_is_charged),
         T(test_comment_injection),
+        T(test_run_backends),
         T(test_output_names),
         T(test_directory_in_the_way_keeps_header),
         T(test_activation_objects),
