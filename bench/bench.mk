@@ -1,6 +1,22 @@
 # bench.mk: benchmark programs (they print figures; they are not tests).
 
-.PHONY: bench-jit
+.PHONY: bench bench-jit
+
+BENCH_CFLAGS = $(WARN) -O2 $(CPPFLAGS_ALL) $(LUA_CFLAGS) -Itests -Ibench
+
+build/bench/peak.o: bench/peak.c bench/peak.h | check-deps build/.dir
+	@mkdir -p build/bench
+	$(CC) $(BENCH_CFLAGS) -mavx2 -mfma -c $< -o $@
+
+build/bench/bench: bench/bench.c bench/onednn.c bench/onednn.h build/bench/peak.o tests/harness.c tests/reference.c \
+                   build/libconvgen.a | check-deps build/.dir
+	@mkdir -p build/bench
+	$(CC) $(BENCH_CFLAGS) -o $@ bench/bench.c bench/onednn.c build/bench/peak.o tests/harness.c tests/reference.c \
+	  build/libconvgen.a -ldnnl $(HOST_LIBS)
+
+# The suite against oneDNN in the same run (needs libdnnl-dev: make deps-bench).
+bench: build/bench/bench
+	build/bench/bench
 
 build/bench/jit_bench: bench/jit_bench.c include/convgen.h build/libconvgen.a | check-deps build/.dir
 	@mkdir -p build/bench

@@ -357,6 +357,19 @@ static int l_jit_run(lua_State *L)
     return 1;
 }
 
+/* native.cpu_target() -> the best code target for this CPU ("avx2" or "scalar") */
+static int l_cpu_target(lua_State *L)
+{
+    const char *target = "scalar";
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        target = "avx2";
+#endif
+    lua_pushstring(L, target);
+    return 1;
+}
+
 /* native.jit_symbols() -> names of the host functions generated code may call */
 static int l_jit_symbols(lua_State *L)
 {
@@ -379,7 +392,7 @@ static const luaL_Reg native_functions[] = {
     {"read_npy", l_read_npy},     {"write_npy", l_write_npy},
     {"float_literal", l_float_literal},
     {"template", l_template},     {"jit_run", l_jit_run},
-    {"jit_symbols", l_jit_symbols}, {"set_memory_limit", l_set_memory_limit},
+    {"jit_symbols", l_jit_symbols}, {"cpu_target", l_cpu_target}, {"set_memory_limit", l_set_memory_limit},
     {NULL, NULL},
 };
 

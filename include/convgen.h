@@ -92,9 +92,12 @@ typedef struct convgen_spec {
     const char *input_shape;      /* optional input shape overriding the spec's, "1,32,32,3" */
     int keras_version;            /* 2 or 3; 0 means 3 (only hard_sigmoid differs) */
     convgen_backend backend;
+    const char *target;           /* code target: "scalar", "avx2" or "native" (the best for this
+                                     CPU); NULL: "native" with the cc backend, "scalar" with tcc,
+                                     which compiles no SIMD intrinsics */
 } convgen_spec;
 
-#define CONVGEN_SPEC_INIT {NULL, NULL, NULL, 0, NULL, NULL, 0, CONVGEN_BACKEND_TCC}
+#define CONVGEN_SPEC_INIT {NULL, NULL, NULL, 0, NULL, NULL, 0, CONVGEN_BACKEND_TCC, NULL}
 
 typedef struct convgen_context convgen_context;
 typedef struct convgen_kernel convgen_kernel;

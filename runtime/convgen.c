@@ -265,17 +265,18 @@ int convgen_kernel_output_shape(const convgen_kernel *k, long *dims, int max_dim
  */
 
 /* The spec text and every option that changes the code, length-prefixed. */
-static char *spec_key(const convgen_spec *spec, size_t *len)
+static char *spec_key(const convgen_spec *spec, const char *target, size_t *len)
 {
-    const char *parts[3] = {spec->text, spec->label ? spec->label : "", spec->input_shape ? spec->input_shape : ""};
+    const char *parts[4] = {spec->text, spec->label ? spec->label : "", spec->input_shape ? spec->input_shape : "",
+                            target};
     size_t total = 32;
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 4; i++)
         total += strlen(parts[i]) + 24;
     char *key = malloc(total);
     if (!key)
         return NULL;
     size_t n = (size_t)snprintf(key, total, "v%d b%d", spec->keras_version ? spec->keras_version : 3, (int)spec->backend);
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 4; i++) {
         size_t l = strlen(parts[i]);
         n += (size_t)snprintf(key + n, total - n, "|%zu:", l);
         memcpy(key + n, parts[i], l);
@@ -480,6 +481,13 @@ convgen_status convgen_compile(convgen_context *ctx, const convgen_spec *spec, c
     if (spec->keras_version != 0 && spec->keras_version != 2 && spec->keras_version != 3)
         return fail(CONVGEN_ERROR_ARGUMENT, message, message_size, label, "keras_version",
                     "keras_version must be 0, 2 or 3, got %d", spec->keras_version);
+    const char *target = spec->target ? spec->target : spec->backend == CONVGEN_BACKEND_CC ? "native" : "scalar";
+    if (strcmp(target, "scalar") != 0 && strcmp(target, "avx2") != 0 && strcmp(target, "native") != 0)
+        return fail(CONVGEN_ERROR_ARGUMENT, message, message_size, label, "target",
+                    "unknown target '%s'; expected scalar, avx2 or native", target);
+    if (spec->backend == CONVGEN_BACKEND_TCC && strcmp(target, "scalar") != 0)
+        return fail(CONVGEN_ERROR_ARGUMENT, message, message_size, label, "target",
+                    "the tcc backend compiles scalar code only; use the cc backend for target '%s'", target);
     if (!spec->weights == !spec->weights_dir)
         return fail(CONVGEN_ERROR_ARGUMENT, message, message_size, label, "weights",
                     "give the weights in memory or a weights_dir, one of the two");
@@ -488,7 +496,7 @@ convgen_status convgen_compile(convgen_context *ctx, const convgen_spec *spec, c
                     "num_weights must be from 1 to %d, got %d", MAX_WEIGHTS, spec->num_weights);
 
     size_t key_len;
-    char *key = spec_key(spec, &key_len);
+    char *key = spec_key(spec, target, &key_len);
     if (!key)
         return fail(CONVGEN_ERROR_MEMORY, message, message_size, label, "memory", "out of memory");
     unsigned long long hash = hash_bytes(key, key_len);
@@ -524,7 +532,8 @@ convgen_status convgen_compile(convgen_context *ctx, const convgen_spec *spec, c
         lua_pushstring(L, spec->input_shape);
         lua_pushinteger(L, spec->keras_version ? spec->keras_version : 3);
         lua_pushstring(L, spec->weights_dir);
-        if (convgen__host_call(L, "convgen.api", "prepare", 5, 3) != LUA_OK) {
+        lua_pushstring(L, target);
+        if (convgen__host_call(L, "convgen.api", "prepare", 6, 3) != LUA_OK) {
             status = fail(CONVGEN_ERROR_SYSTEM, message, message_size, label, "generator", "internal error: %s",
                           lua_tostring(L, -1));
         } else if (lua_isnil(L, -3)) {

@@ -29,7 +29,8 @@ struct lua_State *harness_host(void)
 }
 
 char *harness_generate(struct lua_State *L, const char *spec_text, const char *label, const char *name,
-                       const char *weights_dir, const char *unroll, int keras_version, char **err)
+                       const char *weights_dir, const char *unroll, int keras_version, const char *target,
+                       char **err)
 {
     lua_pushstring(L, spec_text);
     lua_pushstring(L, label);
@@ -41,7 +42,8 @@ char *harness_generate(struct lua_State *L, const char *spec_text, const char *l
     lua_pushboolean(L, weights_dir == NULL);
     lua_pushstring(L, unroll ? unroll : "default");
     lua_pushinteger(L, keras_version ? keras_version : 3);
-    int status = convgen__host_call(L, "convgen.api", "generate_text", 7, 1);
+    lua_pushstring(L, target ? target : "scalar");
+    int status = convgen__host_call(L, "convgen.api", "generate_text", 8, 1);
     const char *text = lua_tostring(L, -1);
     char *copy = strdup(text ? text : "(no message)");
     lua_pop(L, 1);
@@ -149,8 +151,8 @@ int harness_run(char *const argv[], char **output)
 
 void *harness_compile_shared(const char *compiler, const char *c_path, const char *so_path, char **log)
 {
-    char *argv[] = {(char *)compiler, "-std=c99", "-O2", "-Wall", "-Wextra", "-pedantic", "-Werror",
-                    "-shared", "-fPIC", (char *)c_path, "-o", (char *)so_path, "-lm", NULL};
+    char *argv[] = {(char *)compiler, "-std=c99", "-O2", "-mavx2", "-mfma", "-Wall", "-Wextra", "-pedantic",
+                    "-Werror", "-shared", "-fPIC", (char *)c_path, "-o", (char *)so_path, "-lm", NULL};
     char *out = NULL;
     int status = harness_run(argv, &out);
     if (status != 0) {

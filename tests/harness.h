@@ -18,7 +18,8 @@ struct lua_State *harness_host(void);
  * weights_dir NULL means weights at run time. Returns a malloc'd source, or
  * NULL with the generator's message in a malloc'd *err. */
 char *harness_generate(struct lua_State *L, const char *spec_text, const char *label, const char *name,
-                       const char *weights_dir, const char *unroll, int keras_version, char **err);
+                       const char *weights_dir, const char *unroll, int keras_version, const char *target,
+                       char **err);
 
 /* A fresh directory under $TMPDIR (or /tmp); harness_remove_tree deletes it. */
 char *harness_tempdir(void);
@@ -35,7 +36,7 @@ char *harness_read(const char *path, size_t *size);
 int harness_run(char *const argv[], char **output);
 
 /* Compiles c_path into a shared object with `compiler` and strict warnings
- * as errors, then opens it. Returns the dlopen handle, or NULL with the
+ * as errors (AVX2 and FMA enabled, for the avx2 target), then opens it. Returns the dlopen handle, or NULL with the
  * compiler's output in a malloc'd *log. */
 void *harness_compile_shared(const char *compiler, const char *c_path, const char *so_path, char **log);
 

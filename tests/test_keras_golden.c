@@ -4,7 +4,8 @@
  * weights as .npy, an input and Keras's own output for it, all made by
  * tools/make_keras_fixtures.py. Each case is generated from those files
  * exactly as a user would (weights baked in), compiled with libtcc and with
- * gcc, run, and compared. No Python is needed here. */
+ * gcc, and again for the avx2 target with gcc, run, and compared. No Python
+ * is needed here. */
 #define _POSIX_C_SOURCE 200809L
 #include <stdarg.h>
 #include <stddef.h>
@@ -32,6 +33,8 @@ typedef struct {
     char symbol[32];
     char dir[256];
     char *source;
+    char avx2_symbol[32];
+    char *avx2_source; /* the same layer for the avx2 target (gcc only) */
 } golden_case;
 
 static golden_case cases[MAX_CASES];
@@ -64,13 +67,17 @@ static int load_cases(void)
             fprintf(stderr, "cannot read %s\n", path);
             return -1;
         }
-        c->source = harness_generate(L, spec, path, c->symbol, weights, "default", 3, &err);
+        snprintf(c->avx2_symbol, sizeof c->avx2_symbol, "golden_avx2_%03d", ncases);
+        c->source = harness_generate(L, spec, path, c->symbol, weights, "default", 3, "scalar", &err);
+        if (c->source)
+            c->avx2_source = harness_generate(L, spec, path, c->avx2_symbol, weights, "default", 3, "avx2", &err);
         free(spec);
-        if (!c->source) {
+        if (!c->source || !c->avx2_source) {
             fprintf(stderr, "%s: %s\n", c->name, err);
             return -1;
         }
         harness_append(&combined, c->source);
+        harness_append(&combined, c->avx2_source);
         ncases++;
     }
     free(manifest);
@@ -129,6 +136,9 @@ static void test_golden(void **state)
     address = dlsym(gcc_handle, c->symbol);
     assert_non_null(address);
     check(c, address, "gcc");
+    address = dlsym(gcc_handle, c->avx2_symbol);
+    assert_non_null(address);
+    check(c, address, "gcc, avx2 target");
 }
 
 int main(void)
@@ -144,8 +154,10 @@ int main(void)
     int failed = _cmocka_run_group_tests("keras_golden", tests, (size_t)ncases, NULL, NULL);
     if (gcc_handle)
         dlclose(gcc_handle);
-    for (int i = 0; i < ncases; i++)
+    for (int i = 0; i < ncases; i++) {
         free(cases[i].source);
+        free(cases[i].avx2_source);
+    }
     harness_remove_tree(workdir);
     free(workdir);
     free(gcc_log);

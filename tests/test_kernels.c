@@ -39,6 +39,7 @@ typedef struct {
     int baked;              /* weights from .npy files, baked into the source */
     int tf_keras_names;     /* name the depthwise file depthwise_kernel.npy */
     const char *unroll;
+    const char *target;     /* "scalar", or "avx2" (built by gcc only: tcc has no intrinsics) */
     char *source;
     float *weights[4];
     int nweights;
@@ -49,7 +50,8 @@ static int ncases;
 static char *workdir;
 static void *gcc_handle;
 static char *gcc_log;
-static char *combined_path;
+static char *combined_path;        /* every case: gcc and clang */
+static char *combined_scalar_path; /* scalar cases only: tcc */
 
 static const char *const ACTIVATIONS[] = {
     "linear", "relu", "relu6", "sigmoid", "tanh", "elu", "selu", "softplus", "softsign", "swish",
@@ -177,6 +179,7 @@ static kernel_case *add_case(const char *label, ref_layer l, int batch)
     c->layer = l;
     c->batch = batch;
     c->unroll = "default";
+    c->target = "scalar";
     snprintf(c->symbol, sizeof c->symbol, "case_%03d", ncases);
     snprintf(c->name, sizeof c->name, "%s_%s_%s_%s_dm%d_g%d_%s_%s_b%d", class_name(&l), label,
              l.channels_first ? "cf" : "cl", l.padding, l.depth_multiplier, l.groups,
@@ -251,6 +254,32 @@ static void build_matrix(void)
         c->unroll = full ? "full" : "default";
         c->baked = 1;
     }
+    /* The avx2 target: every dense channels_last case again, plus wide layers
+     * whose strips, 16-channel tiles, 8-channel tile and masked rest all occur. */
+    int scalar_cases = ncases;
+    for (int i = 0; i < scalar_cases; i++) {
+        const kernel_case *c = &cases[i];
+        if (c->layer.kind != REF_CONV || c->layer.channels_first || c->layer.groups != 1 ||
+            strcmp(c->unroll, "default") != 0)
+            continue;
+        kernel_case *a = add_case("avx2", c->layer, c->batch);
+        a->target = "avx2";
+        a->baked = c->baked;
+        snprintf(a->name, sizeof a->name, "avx2_%.100s", c->name);
+    }
+    static const int widths[][4] = {{20, 13, 5, 29}, {9, 8, 16, 16}, {7, 11, 3, 7}, {1, 17, 4, 40}};
+    for (int i = 0; i < 4; i++) {
+        ref_layer w = {.kind = REF_CONV, .rank = 2, .in_h = widths[i][0], .in_w = widths[i][1], .in_c = widths[i][2],
+                       .k_h = 3, .k_w = 3, .s_h = 1 + i % 2, .s_w = 1 + i % 2, .d_h = 1, .d_w = 1,
+                       .padding = i == 3 ? "valid" : "same", .filters = widths[i][3], .groups = 1,
+                       .depth_multiplier = 1, .use_bias = i != 1, .activation = ACTIVATIONS[(i * 5) % NACT],
+                       .keras_version = 3};
+        if (i == 3)
+            w.in_h = 3, w.k_h = 3;
+        kernel_case *a = add_case("avx2_wide", w, 2);
+        a->target = "avx2";
+        a->baked = i % 2;
+    }
     /* tf.keras's hard_sigmoid. */
     ref_layer k2 = {REF_CONV, 2, 0, 5, 5, 3, 3, 3, 1, 1, 1, 1, "same", 4, 1, 1, 1, "hard_sigmoid", 2};
     add_case("keras2", k2, 1);
@@ -293,7 +322,7 @@ static int setup(void **state)
     build_matrix();
     workdir = harness_tempdir();
     lua_State *L = harness_host();
-    harness_buffer combined = {0};
+    harness_buffer combined = {0}, combined_scalar = {0};
     for (int i = 0; i < ncases; i++) {
         kernel_case *c = &cases[i];
         make_weights(c, i);
@@ -318,16 +347,20 @@ static int setup(void **state)
         char spec[2048], *err;
         spec_json(c, spec, sizeof spec);
         c->source = harness_generate(L, spec, c->name, c->symbol, c->baked ? dir : NULL, c->unroll,
-                                     c->layer.keras_version, &err);
+                                     c->layer.keras_version, c->target, &err);
         if (!c->source) {
             fprintf(stderr, "%s: generation failed:\n%s\nspec: %s\n", c->name, err, spec);
             return -1;
         }
         harness_append(&combined, c->source);
+        if (strcmp(c->target, "scalar") == 0)
+            harness_append(&combined_scalar, c->source);
     }
     convgen__host_close(L);
     combined_path = harness_write(workdir, "all_cases.c", combined.text, combined.len);
+    combined_scalar_path = harness_write(workdir, "scalar_cases.c", combined_scalar.text, combined_scalar.len);
     free(combined.text);
+    free(combined_scalar.text);
     char so[4200];
     snprintf(so, sizeof so, "%s/all_cases_gcc.so", workdir);
     gcc_handle = harness_compile_shared("gcc", combined_path, so, &gcc_log);
@@ -350,6 +383,7 @@ static int teardown(void **state)
         fprintf(stderr, "kept %s\n", workdir);
     free(workdir);
     free(combined_path);
+    free(combined_scalar_path);
     free(gcc_log);
     return 0;
 }
@@ -402,14 +436,17 @@ static void test_case(void **state)
     const float *w[4] = {c->weights[0], c->weights[1], c->weights[2], c->weights[3]};
     ref_forward(&c->layer, c->batch, input, w, want);
 
-    char err[4096];
-    convgen__jit *jit = convgen__jit_compile(c->source, 1, err, sizeof err);
-    if (!jit)
-        fail_msg("%s: libtcc rejected the source:\n%s", c->name, err);
-    void *address = convgen__jit_symbol(jit, c->symbol);
-    assert_non_null(address);
-    run_and_compare(c, address, "tcc", input, in_n, want, out_n);
-    convgen__jit_free(jit);
+    void *address;
+    if (strcmp(c->target, "scalar") == 0) {
+        char err[4096];
+        convgen__jit *jit = convgen__jit_compile(c->source, 1, err, sizeof err);
+        if (!jit)
+            fail_msg("%s: libtcc rejected the source:\n%s", c->name, err);
+        address = convgen__jit_symbol(jit, c->symbol);
+        assert_non_null(address);
+        run_and_compare(c, address, "tcc", input, in_n, want, out_n);
+        convgen__jit_free(jit);
+    }
 
     if (!gcc_handle)
         fail_msg("gcc failed on the generated cases:\n%.4000s", gcc_log ? gcc_log : "");
@@ -421,7 +458,7 @@ static void test_case(void **state)
 }
 
 /* Every generated case compiles without a warning under gcc, clang and tcc
- * at -std=c99 -Wall -Wextra -pedantic. */
+ * at -std=c99 -Wall -Wextra -pedantic (tcc: the scalar cases; it has no intrinsics). */
 static void test_no_warnings(void **state)
 {
     (void)state;
@@ -431,8 +468,10 @@ static void test_no_warnings(void **state)
     for (int i = 0; i < 2; i++) {
         char obj[4200];
         snprintf(obj, sizeof obj, "%s/all_cases_%s.o", workdir, compilers[i]);
+        int tcc = strcmp(compilers[i], "tcc") == 0;
         char *argv[] = {(char *)compilers[i], "-std=c99", "-Wall", "-Wextra", "-pedantic", "-Werror",
-                        "-c", combined_path, "-o", obj, NULL};
+                        "-c", tcc ? combined_scalar_path : combined_path, "-o", obj,
+                        tcc ? NULL : "-mavx2", "-mfma", NULL};
         char *out = NULL;
         int status = harness_run(argv, &out);
         if (status != 0)
@@ -452,7 +491,7 @@ static void test_deterministic(void **state)
         char dir[4200];
         snprintf(dir, sizeof dir, "%s/%s", workdir, cases[i].symbol);
         char *again = harness_generate(L, spec, cases[i].name, cases[i].symbol, cases[i].baked ? dir : NULL,
-                                       cases[i].unroll, cases[i].layer.keras_version, &err);
+                                       cases[i].unroll, cases[i].layer.keras_version, cases[i].target, &err);
         assert_non_null(again);
         assert_string_equal(again, cases[i].source);
         free(again);

@@ -1,6 +1,8 @@
 -- activations.lua: the one table of activation functions.
 -- Each entry gives a C expression of the float `v` (applied per element at the
--- store), or an axis pass (softmax) applied to the last axis after the layer.
+-- store), or an axis pass (softmax) applied to the last axis after the layer;
+-- `avx2`, where present, is the same on a __m256 `v` (otherwise SIMD code
+-- stores first and applies `expr` to the stored values).
 -- `needs` lists the libm functions the expression calls; the JIT registers
 -- exactly the functions in runtime/jit.c, and a test checks the two agree.
 local M = {}
@@ -12,9 +14,10 @@ local SELU_SCALE = "1.05070098735548049341933f"
 local SOFTPLUS = "(v > 0.0f ? v + log1pf(expf(-v)) : log1pf(expf(v)))"
 
 local TABLE = {
-  linear = { expr = "v" },
-  relu = { expr = "(v > 0.0f ? v : 0.0f)" },
-  relu6 = { expr = "(v > 0.0f ? (v < 6.0f ? v : 6.0f) : 0.0f)" },
+  linear = { expr = "v", avx2 = "v" },
+  relu = { expr = "(v > 0.0f ? v : 0.0f)", avx2 = "_mm256_max_ps(v, _mm256_setzero_ps())" },
+  relu6 = { expr = "(v > 0.0f ? (v < 6.0f ? v : 6.0f) : 0.0f)",
+            avx2 = "_mm256_min_ps(_mm256_max_ps(v, _mm256_setzero_ps()), _mm256_set1_ps(6.0f))" },
   sigmoid = { expr = "(1.0f / (1.0f + expf(-v)))", needs = { "expf" } },
   tanh = { expr = "tanhf(v)", needs = { "tanhf" } },
   elu = { expr = "(v > 0.0f ? v : expm1f(v))", needs = { "expm1f" } },
@@ -60,19 +63,21 @@ function M.get(name, keras_version)
   return TABLE[name]
 end
 
--- The C expression applying an entry to the variable `var` (memoized: the
--- emitter asks for the same few accumulators thousands of times).
+-- The C expression applying an entry (its `form`: "expr" by default, or
+-- "avx2") to the variable `var`. Memoized: the emitter asks for the same few
+-- accumulators thousands of times.
 local applied = setmetatable({}, { __mode = "k" })
-function M.apply(entry, var)
+function M.apply(entry, var, form)
+  form = form or "expr"
   local memo = applied[entry]
   if not memo then
-    memo = {}
+    memo = { expr = {}, avx2 = {} }
     applied[entry] = memo
   end
-  local expr = memo[var]
+  local expr = memo[form][var]
   if not expr then
-    expr = entry.expr:gsub("%f[%w_]v%f[^%w_]", var)
-    memo[var] = expr
+    expr = entry[form]:gsub("%f[%w_]v%f[^%w_]", var)
+    memo[form][var] = expr
   end
   return expr
 end

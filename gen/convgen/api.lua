@@ -104,7 +104,9 @@ function M.generate(opts)
   if not tensors and not opts.weights_at_runtime then
     diag:fail("no weights: give -w DIR, or --weights-at-runtime", "-w")
   end
-  local plan, err, field = planner.plan(ir, { target = opts.target, unroll = opts.unroll })
+  local target = opts.target
+  if target == "native" then target = native.cpu_target() end
+  local plan, err, field = planner.plan(ir, { target = target, unroll = opts.unroll })
   if not plan then diag:fail(err, field) end
   local stem = opts.c_file and opts.c_file:match("([^/]*)%.c$")
   local name = opts.name or identifier(stem or ir.name or "layer")
@@ -121,8 +123,9 @@ end
 
 -- For C callers: generate from spec text with weights as an argument.
 -- Returns the standalone C source and the function name; raises a plain message on bad input.
-function M.generate_text(spec_text, label, name, weights_dir, weights_at_runtime, unroll, keras_version)
+function M.generate_text(spec_text, label, name, weights_dir, weights_at_runtime, unroll, keras_version, target)
   local ok, result = pcall(M.generate, {
+    target = target,
     spec = label, spec_text = spec_text, name = name, weights_dir = weights_dir,
     weights_at_runtime = weights_at_runtime, unroll = unroll, keras_version = keras_version,
     command = "convgen (library)", standalone = true,
@@ -138,7 +141,7 @@ end
 -- Returns { source, name, input_shape, output_shape, input_size, output_size,
 -- weights = { {name, count, shape} ... }, tensors (with weights_dir) }, or
 -- nil, the message and its kind ("spec" or "weights").
-function M.prepare(spec_text, label, input_shape_text, keras_version, weights_dir)
+function M.prepare(spec_text, label, input_shape_text, keras_version, weights_dir, target)
   local function message(err)
     local d = diag_mod.failure_of(err)
     return d and d:format() or tostring(err)
@@ -152,6 +155,7 @@ function M.prepare(spec_text, label, input_shape_text, keras_version, weights_di
   local ok, result = pcall(M.generate, {
     spec = label, spec_text = spec_text, input_shape = input_shape, keras_version = keras_version,
     weights_at_runtime = true, standalone = true, name = "convgen_layer", command = "libconvgen",
+    target = target,
   })
   if not ok then return nil, message(result), "spec" end
   local ir = result.ir

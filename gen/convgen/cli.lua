@@ -48,7 +48,9 @@ options:
                            hard_sigmoid is relu6(x + 3) / 6; 2: 0.2 x + 0.5)
   --unroll default|full    full: every loop unrolled with weights as literals,
                            for tiny layers only (at most 65536 multiply-adds)
-  --target scalar          code target (default scalar: portable C99)
+  --target T               code target: scalar (default, portable C99), avx2
+                           (AVX2 + FMA intrinsics: compile with -mavx2 -mfma),
+                           or native (avx2 when this CPU has it, else scalar)
 ]],
   check = [[
 usage: convgen check SPEC [-w DIR] [--input-shape DIMS] [--keras-version 2|3] [--unroll MODE]

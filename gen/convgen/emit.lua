@@ -57,7 +57,8 @@ local function provenance(ir, info, file)
     "Template:  templates/" .. (info.plan.unroll == "full" and "layer_unrolled.c.in" or "layer.c.in")
       .. " (target " .. info.plan.target .. ")",
     "Generated: " .. (info.command or "convgen"),
-    "Compile:   cc -std=c99 -O2 -c " .. info.c_file .. "   (link with -lm)",
+    "Compile:   cc -std=c99 -O2 " .. (info.plan.target == "avx2" and "-mavx2 -mfma " or "") .. "-c "
+      .. info.c_file .. "   (link with -lm)",
     "",
     format("input   [batch, %s] (%s)", dims(ir.input_shape), ir.data_format),
     format("output  [batch, %s]", dims(ir.output_shape)),
@@ -127,6 +128,22 @@ local function pixel_bodies(ir, p, act)
     })
   end
   return p.use_pixel_interior and body(false) or "", p.use_pixel_border and body(true) or ""
+end
+
+-- The SIMD strip functions of a plan: one per strip width it uses.
+local function strip_functions(ir, p, ctx, entry, act)
+  local widths = { p.simd.mr }
+  if p.simd.rest > 0 then widths[2] = p.simd.rest end
+  local out = {}
+  for i, mr in ipairs(widths) do
+    out[i] = template.render("templates/strip_conv_avx2.c.in", {
+      times = times, plus = plus, name = ctx.name, mr = mr, taps = p.taps, ci = ir.in_c, co = ir.out_c,
+      in_stride = p.in_stride, pixel_stride = p.simd.pixel_stride, out_pixel_stride = p.simd.out_pixel_stride,
+      blocks = p.simd.blocks, use_bias = ir.use_bias, act = act, wparams = ctx.wparams,
+      vector_act = entry.avx2 and function(var) return activations.apply(entry, var, "avx2") end or false,
+    })
+  end
+  return (concat(out, "\n"):gsub("\n$", ""))
 end
 
 -- Parameter and argument lists passing weights to the helpers.
@@ -200,6 +217,7 @@ function M.emit(ir, p, tensors, info)
     ctx.reads_weights = #ctx.wlocals > 0
   else
     ctx.pixel_interior_body, ctx.pixel_border_body = pixel_bodies(ir, p, act)
+    ctx.strip_functions = p.simd and strip_functions(ir, p, ctx, entry, act) or false
   end
   ctx.provenance = provenance(ir, info, info.c_file)
   local c = template.render(layer_template, ctx)

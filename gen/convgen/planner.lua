@@ -9,7 +9,12 @@ local M = {}
 
 local format, min = string.format, math.min
 
-M.TARGETS = { scalar = true }
+-- Code targets: scalar is portable C99; avx2 adds AVX2 + FMA intrinsics
+-- (register-tiled strips for dense convolutions).
+M.TARGETS = { scalar = true, avx2 = true }
+
+-- AVX2 register tile of a dense convolution: MR pixels x 16 channels.
+local AVX2_MR = 6
 
 -- Accumulators per register tile; scalar code keeps them in locals.
 local TILE = 8
@@ -128,12 +133,38 @@ function M.plan(ir, options)
     end
   end
 
+  -- AVX2: dense convolutions over channels_last get strips of MR interior
+  -- pixels along the width, each all output channels in 16-channel tiles.
+  if target == "avx2" and ir.op == "conv" and ir.groups == 1 and not ir.channels_first and p.unroll_taps
+     and p.h_hi > p.h_lo and p.w_hi > p.w_lo then
+    local width = p.w_hi - p.w_lo
+    local blocks = {}
+    local full = ir.out_c // 16
+    if full > 0 then blocks[#blocks + 1] = { first = 0, count = full, vectors = 2 } end
+    local rest = ir.out_c % 16
+    if rest >= 8 then
+      blocks[#blocks + 1] = { first = full * 16, count = 1, vectors = 1 }
+      rest = rest - 8
+    end
+    if rest > 0 then
+      local lanes = {}
+      for i = 1, 8 do lanes[i] = i <= rest and "-1" or "0" end
+      blocks[#blocks + 1] = { first = ir.out_c - rest, count = 1, vectors = 1, masked = true, width = rest,
+                              mask = table.concat(lanes, ", ") }
+    end
+    local mr = min(AVX2_MR, width)
+    p.simd = {
+      mr = mr, blocks = blocks, full_strips = width // mr, rest = width % mr,
+      pixel_stride = ir.s_w * p.in_stride.w, out_pixel_stride = p.out_stride.w,
+    }
+  end
+
   -- Which helper functions exist (an unused static function is a warning).
   local rows_interior = p.h_hi > p.h_lo
   local cols_interior = p.w_hi > p.w_lo
   p.use_row_interior = rows_interior
   p.use_row_border = #p.border_rows > 0
-  p.use_pixel_interior = rows_interior and cols_interior and p.unroll_taps
+  p.use_pixel_interior = rows_interior and cols_interior and p.unroll_taps and not p.simd
   p.use_pixel_border = #p.border_rows > 0 or #p.border_cols > 0 or not p.unroll_taps
   return p
 end
