@@ -280,6 +280,16 @@ static void build_matrix(void)
         a->target = "avx2";
         a->baked = i % 2;
     }
+    /* Weights past the L2 budget: strips ordered by channel tile, with tails. */
+    for (int i = 0; i < 2; i++) {
+        ref_layer big = {.kind = REF_CONV, .rank = 2, .in_h = 5, .in_w = 9, .in_c = i ? 512 : 64, .k_h = i ? 1 : 3,
+                         .k_w = i ? 1 : 3, .s_h = 1, .s_w = 1, .d_h = 1, .d_w = 1, .padding = "same",
+                         .filters = i ? 140 : 120, .groups = 1, .depth_multiplier = 1, .use_bias = 1,
+                         .activation = i ? "relu6" : "tanh", .keras_version = 3};
+        kernel_case *a = add_case("avx2_large_weights", big, 1 + i);
+        a->target = "avx2";
+        a->baked = i;
+    }
     /* tf.keras's hard_sigmoid. */
     ref_layer k2 = {REF_CONV, 2, 0, 5, 5, 3, 3, 3, 1, 1, 1, 1, "same", 4, 1, 1, 1, "hard_sigmoid", 2};
     add_case("keras2", k2, 1);
