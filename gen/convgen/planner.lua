@@ -15,8 +15,6 @@ M.TARGETS = { scalar = true, avx2 = true }
 
 -- AVX2 register tile of a dense convolution: MR pixels x 16 channels.
 local AVX2_MR = 6
--- Weights up to this size are re-read per output row from L2 (of 512 KiB).
-local L2_WEIGHT_BUDGET = 256 * 1024
 
 -- Accumulators per register tile; scalar code keeps them in locals.
 local TILE = 8
@@ -155,22 +153,21 @@ function M.plan(ir, options)
                               mask = table.concat(lanes, ", ") }
     end
     local mr = min(AVX2_MR, width)
-    -- Rows outermost reuse each input strip from L1 across every channel
-    -- tile, but stream all weights once per row: right while the weights
-    -- stay in L2. Past that, each 16-channel tile sweeps every row first.
-    local weight_bytes = 4 * ir.k_h * ir.k_w * ir.in_c * ir.out_c
+    -- Rows outermost: each input strip is reused from L1 across every channel
+    -- tile. (Sweeping every row per 16-channel tile instead, to keep large
+    -- weights in L2, measured slower on every suite layer: packed weights and
+    -- K-blocking are the way for those.)
     p.simd = {
       mr = mr, blocks = blocks, full_strips = width // mr, rest = width % mr,
       pixel_stride = ir.s_w * p.in_stride.w, out_pixel_stride = p.out_stride.w,
-      full16 = full * 16, order = weight_bytes > L2_WEIGHT_BUDGET and "blocks" or "rows",
+      full16 = full * 16,
     }
   end
 
   -- Which helper functions exist (an unused static function is a warning).
   local rows_interior = p.h_hi > p.h_lo
   local cols_interior = p.w_hi > p.w_lo
-  -- (SIMD strips ordered by channel tile leave a row only its border columns.)
-  p.use_row_interior = rows_interior and (not p.simd or p.simd.order == "rows" or #p.border_cols > 0)
+  p.use_row_interior = rows_interior
   p.use_row_border = #p.border_rows > 0
   p.use_pixel_interior = rows_interior and cols_interior and p.unroll_taps and not p.simd
   p.use_pixel_border = #p.border_rows > 0 or #p.border_cols > 0 or not p.unroll_taps
