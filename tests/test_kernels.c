@@ -254,12 +254,13 @@ static void build_matrix(void)
         c->unroll = full ? "full" : "default";
         c->baked = 1;
     }
-    /* The avx2 target: every dense channels_last case again, plus wide layers
-     * whose strips, 16-channel tiles, 8-channel tile and masked rest all occur. */
+    /* The avx2 target: every dense and separable channels_last case again, plus
+     * wide layers whose strips, 16-channel tiles, 8-channel tile and masked
+     * rest all occur. */
     int scalar_cases = ncases;
     for (int i = 0; i < scalar_cases; i++) {
         const kernel_case *c = &cases[i];
-        if (c->layer.kind != REF_CONV || c->layer.channels_first || c->layer.groups != 1 ||
+        if (c->layer.kind == REF_DEPTHWISE || c->layer.channels_first || c->layer.groups != 1 ||
             strcmp(c->unroll, "default") != 0)
             continue;
         kernel_case *a = add_case("avx2", c->layer, c->batch);
@@ -280,7 +281,17 @@ static void build_matrix(void)
         a->target = "avx2";
         a->baked = i % 2;
     }
-    /* Weights past the L2 budget: strips ordered by channel tile, with tails. */
+    /* Wide separable layers: strips over a depthwise tile, every tile shape. */
+    for (int i = 0; i < 3; i++) {
+        ref_layer sep = {.kind = REF_SEPARABLE, .rank = 2 - (i == 2), .in_h = i == 2 ? 1 : 6, .in_w = 17, .in_c = 5 + i * 6,
+                         .k_h = i == 2 ? 1 : 3, .k_w = 3, .s_h = 1, .s_w = 1 + (i == 1), .d_h = 1, .d_w = 1,
+                         .padding = "same", .filters = 29 - i * 4, .groups = 1, .depth_multiplier = 1 + i,
+                         .use_bias = i != 1, .activation = i ? "relu" : "gelu", .keras_version = 3};
+        kernel_case *a = add_case("avx2_separable", sep, 1 + i % 2);
+        a->target = "avx2";
+        a->baked = i % 2;
+    }
+    /* Large weights and channel tails. */
     for (int i = 0; i < 2; i++) {
         ref_layer big = {.kind = REF_CONV, .rank = 2, .in_h = 5, .in_w = 9, .in_c = i ? 512 : 64, .k_h = i ? 1 : 3,
                          .k_w = i ? 1 : 3, .s_h = 1, .s_w = 1, .d_h = 1, .d_w = 1, .padding = "same",

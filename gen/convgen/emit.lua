@@ -134,12 +134,28 @@ end
 local function strip_functions(ir, p, ctx, entry, act)
   local widths = { p.simd.mr }
   if p.simd.rest > 0 then widths[2] = p.simd.rest end
+  local simd = p.simd
+  -- Only the weights the strip reads (a separable strip: pointwise and bias).
+  local params = ", const float *restrict " .. simd.kernel
+  if ir.use_bias then params = params .. ", const float *restrict bias" end
   local out = {}
-  for i, mr in ipairs(widths) do
-    out[i] = template.render("templates/strip_conv_avx2.c.in", {
-      times = times, plus = plus, name = ctx.name, mr = mr, taps = p.taps, ci = ir.in_c, co = ir.out_c,
-      in_stride = p.in_stride, pixel_stride = p.simd.pixel_stride, out_pixel_stride = p.simd.out_pixel_stride,
-      blocks = p.simd.blocks, use_bias = ir.use_bias, act = act, wparams = ctx.wparams,
+  if p.use_depthwise_pixel then
+    out[1] = "/* One interior pixel's depthwise results, channel c * " .. ir.depth_multiplier .. " + m, into mid.\n"
+      .. " * x: the input at tap (0, 0). */\n"
+      .. "static void " .. ctx.name .. "__depthwise_pixel(const float *restrict x, float *restrict mid,"
+      .. " const float *restrict depthwise_kernel)\n{\n"
+      .. indent(template.render("templates/stage_depthwise.c.in", {
+        times = times, plus = plus, checked = false, tiles = p.c_tiles, m_tiles = p.m_tiles, taps = p.taps,
+        c = ir.in_c, dm = ir.depth_multiplier, in_stride = p.in_stride, k_w = ir.k_w, d_h = ir.d_h, d_w = ir.d_w,
+        use_bias = false, kernel_name = "depthwise_kernel",
+        store = function(index, var) return format("mid[%s] = %s;", index, var) end,
+      }), "    ") .. "}\n"
+  end
+  for _, mr in ipairs(widths) do
+    out[#out + 1] = template.render("templates/strip_conv_avx2.c.in", {
+      times = times, plus = plus, name = ctx.name, mr = mr, taps = simd.taps, ci = simd.ci, co = ir.out_c,
+      ci_stride = simd.ci_stride, pixel_stride = simd.pixel_stride, out_pixel_stride = simd.out_pixel_stride,
+      blocks = simd.blocks, kernel = simd.kernel, use_bias = ir.use_bias, act = act, params = params,
       vector_act = entry.avx2 and function(var) return activations.apply(entry, var, "avx2") end or false,
     })
   end

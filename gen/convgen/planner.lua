@@ -133,9 +133,15 @@ function M.plan(ir, options)
     end
   end
 
-  -- AVX2: dense convolutions over channels_last get strips of MR interior
-  -- pixels along the width, each all output channels in 16-channel tiles.
-  if target == "avx2" and ir.op == "conv" and ir.groups == 1 and not ir.channels_first and p.unroll_taps
+  -- AVX2: strips of MR interior pixels along the width, each all output
+  -- channels in 16-channel register tiles. A dense convolution reads its
+  -- input and kernel; a separable one first computes the strip's depthwise
+  -- results into a small tile on the stack (pixel stride in_c * dm) and runs
+  -- the same strip over it with the pointwise kernel, so no intermediate
+  -- tensor is written.
+  local dense = ir.op == "conv" and ir.groups == 1
+  local separable = ir.op == "separable"
+  if target == "avx2" and (dense or separable) and not ir.channels_first and p.unroll_taps
      and p.h_hi > p.h_lo and p.w_hi > p.w_lo then
     local width = p.w_hi - p.w_lo
     local blocks = {}
@@ -153,15 +159,18 @@ function M.plan(ir, options)
                               mask = table.concat(lanes, ", ") }
     end
     local mr = min(AVX2_MR, width)
-    -- Rows outermost: each input strip is reused from L1 across every channel
-    -- tile. (Sweeping every row per 16-channel tile instead, to keep large
-    -- weights in L2, measured slower on every suite layer: packed weights and
-    -- K-blocking are the way for those.)
-    p.simd = {
-      mr = mr, blocks = blocks, full_strips = width // mr, rest = width % mr,
-      pixel_stride = ir.s_w * p.in_stride.w, out_pixel_stride = p.out_stride.w,
-      full16 = full * 16,
-    }
+    local simd = { blocks = blocks, full16 = full * 16, out_pixel_stride = p.out_stride.w }
+    if dense then
+      simd.taps, simd.ci, simd.ci_stride = p.taps, ir.in_c, p.in_stride.c
+      simd.pixel_stride, simd.kernel = ir.s_w * p.in_stride.w, "kernel"
+    else
+      mr = min(mr, math.max(1, M.MAX_MID // p.mid_size)) -- the tile stays within the stack budget
+      simd.taps = { { kh = 0, kw = 0, index = 0, offset = 0 } }
+      simd.ci, simd.ci_stride, simd.pixel_stride, simd.kernel = p.mid_size, 1, p.mid_size, "pointwise_kernel"
+      simd.input_pixel_stride = ir.s_w * p.in_stride.w
+    end
+    simd.mr, simd.full_strips, simd.rest = mr, width // mr, width % mr
+    p.simd = simd
   end
 
   -- Which helper functions exist (an unused static function is a warning).
@@ -170,6 +179,8 @@ function M.plan(ir, options)
   p.use_row_interior = rows_interior
   p.use_row_border = #p.border_rows > 0
   p.use_pixel_interior = rows_interior and cols_interior and p.unroll_taps and not p.simd
+  -- a separable strip computes each pixel's depthwise results on its own
+  p.use_depthwise_pixel = p.simd and separable or false
   p.use_pixel_border = #p.border_rows > 0 or #p.border_cols > 0 or not p.unroll_taps
   return p
 end
