@@ -254,14 +254,14 @@ static void build_matrix(void)
         c->unroll = full ? "full" : "default";
         c->baked = 1;
     }
-    /* The avx2 target: every dense and separable channels_last case again, plus
+    /* The avx2 target: every dense, separable and depthwise (dm 1) channels_last case again, plus
      * wide layers whose strips, 16-channel tiles, 8-channel tile and masked
      * rest all occur. */
     int scalar_cases = ncases;
     for (int i = 0; i < scalar_cases; i++) {
         const kernel_case *c = &cases[i];
-        if (c->layer.kind == REF_DEPTHWISE || c->layer.channels_first || c->layer.groups != 1 ||
-            strcmp(c->unroll, "default") != 0)
+        if ((c->layer.kind == REF_DEPTHWISE && c->layer.depth_multiplier != 1) || c->layer.channels_first ||
+            c->layer.groups != 1 || strcmp(c->unroll, "default") != 0)
             continue;
         kernel_case *a = add_case("avx2", c->layer, c->batch);
         a->target = "avx2";
@@ -288,6 +288,16 @@ static void build_matrix(void)
                          .padding = "same", .filters = 29 - i * 4, .groups = 1, .depth_multiplier = 1 + i,
                          .use_bias = i != 1, .activation = i ? "relu" : "gelu", .keras_version = 3};
         kernel_case *a = add_case("avx2_separable", sep, 1 + i % 2);
+        a->target = "avx2";
+        a->baked = i % 2;
+    }
+    /* Wide depthwise layers: every channel tile shape, strides, activations. */
+    for (int i = 0; i < 3; i++) {
+        ref_layer dw = {.kind = REF_DEPTHWISE, .rank = 2, .in_h = 7, .in_w = 13 + i, .in_c = 16 * i + 13, .k_h = 3,
+                        .k_w = 3 + i, .s_h = 1, .s_w = 1 + (i == 2), .d_h = 1, .d_w = 1, .padding = "same",
+                        .filters = 0, .groups = 1, .depth_multiplier = 1, .use_bias = i != 1,
+                        .activation = i == 2 ? "mish" : "relu6", .keras_version = 3};
+        kernel_case *a = add_case("avx2_depthwise", dw, 1 + i % 2);
         a->target = "avx2";
         a->baked = i % 2;
     }

@@ -151,13 +151,22 @@ local function strip_functions(ir, p, ctx, entry, act)
         store = function(index, var) return format("mid[%s] = %s;", index, var) end,
       }), "    ") .. "}\n"
   end
+  local vector_act = entry.avx2 and function(var) return activations.apply(entry, var, "avx2") end or false
   for _, mr in ipairs(widths) do
+    if simd.kind == "depthwise" then
+      out[#out + 1] = template.render("templates/strip_depthwise_avx2.c.in", {
+        times = times, plus = plus, name = ctx.name, mr = mr, taps = simd.taps, c = ir.in_c,
+        pixel_stride = simd.pixel_stride, out_pixel_stride = simd.out_pixel_stride, blocks = simd.blocks,
+        use_bias = ir.use_bias, act = act, params = params, vector_act = vector_act,
+      })
+    else
     out[#out + 1] = template.render("templates/strip_conv_avx2.c.in", {
       times = times, plus = plus, name = ctx.name, mr = mr, taps = simd.taps, ci = simd.ci, co = ir.out_c,
       ci_stride = simd.ci_stride, pixel_stride = simd.pixel_stride, out_pixel_stride = simd.out_pixel_stride,
       blocks = simd.blocks, kernel = simd.kernel, use_bias = ir.use_bias, act = act, params = params,
-      vector_act = entry.avx2 and function(var) return activations.apply(entry, var, "avx2") end or false,
+      vector_act = vector_act,
     })
+    end
   end
   return (concat(out, "\n"):gsub("\n$", ""))
 end

@@ -15,6 +15,28 @@ M.TARGETS = { scalar = true, avx2 = true }
 
 -- AVX2 register tile of a dense convolution: MR pixels x 16 channels.
 local AVX2_MR = 6
+-- Depthwise: MR pixels x 16 channels, each input vector loaded for one FMA.
+local AVX2_DEPTHWISE_MR = 4
+
+-- Channel tiles for 8-lane vectors: 16-channel tiles, then one of 8, then
+-- a masked one for the rest.
+local function channel_blocks(n)
+  local blocks = {}
+  local full = n // 16
+  if full > 0 then blocks[#blocks + 1] = { first = 0, count = full, vectors = 2 } end
+  local rest = n % 16
+  if rest >= 8 then
+    blocks[#blocks + 1] = { first = full * 16, count = 1, vectors = 1 }
+    rest = rest - 8
+  end
+  if rest > 0 then
+    local lanes = {}
+    for i = 1, 8 do lanes[i] = i <= rest and "-1" or "0" end
+    blocks[#blocks + 1] = { first = n - rest, count = 1, vectors = 1, masked = true, width = rest,
+                            mask = table.concat(lanes, ", ") }
+  end
+  return blocks
+end
 
 -- Accumulators per register tile; scalar code keeps them in locals.
 local TILE = 8
@@ -141,26 +163,18 @@ function M.plan(ir, options)
   -- tensor is written.
   local dense = ir.op == "conv" and ir.groups == 1
   local separable = ir.op == "separable"
-  if target == "avx2" and (dense or separable) and not ir.channels_first and p.unroll_taps
+  -- Depthwise with one multiplier: vectors over channels, MR x 16 tiles.
+  local depthwise = ir.op == "depthwise" and ir.depth_multiplier == 1
+  if target == "avx2" and (dense or separable or depthwise) and not ir.channels_first and p.unroll_taps
      and p.h_hi > p.h_lo and p.w_hi > p.w_lo then
     local width = p.w_hi - p.w_lo
-    local blocks = {}
-    local full = ir.out_c // 16
-    if full > 0 then blocks[#blocks + 1] = { first = 0, count = full, vectors = 2 } end
-    local rest = ir.out_c % 16
-    if rest >= 8 then
-      blocks[#blocks + 1] = { first = full * 16, count = 1, vectors = 1 }
-      rest = rest - 8
-    end
-    if rest > 0 then
-      local lanes = {}
-      for i = 1, 8 do lanes[i] = i <= rest and "-1" or "0" end
-      blocks[#blocks + 1] = { first = ir.out_c - rest, count = 1, vectors = 1, masked = true, width = rest,
-                              mask = table.concat(lanes, ", ") }
-    end
-    local mr = min(AVX2_MR, width)
-    local simd = { blocks = blocks, full16 = full * 16, out_pixel_stride = p.out_stride.w }
-    if dense then
+    local blocks = channel_blocks(ir.out_c)
+    local mr = min(depthwise and AVX2_DEPTHWISE_MR or AVX2_MR, width)
+    local simd = { blocks = blocks, full16 = (ir.out_c // 16) * 16, out_pixel_stride = p.out_stride.w,
+                   kind = dense and "dense" or separable and "separable" or "depthwise" }
+    if depthwise then
+      simd.taps, simd.pixel_stride, simd.kernel = p.taps, ir.s_w * p.in_stride.w, "kernel"
+    elseif dense then
       simd.taps, simd.ci, simd.ci_stride = p.taps, ir.in_c, p.in_stride.c
       simd.pixel_stride, simd.kernel = ir.s_w * p.in_stride.w, "kernel"
     else
