@@ -135,6 +135,50 @@ static int tensor_reshaped(lua_State *L)
     return 1;
 }
 
+/* tensor:packed(rows, columns, blocks) -> the matrix rows x columns laid out
+ * tile by tile for SIMD strips: for each block {first, count, width, lanes},
+ * count tiles of `width` floats per row, holding columns first + i*width
+ * onwards (lanes of them; zeros after). The layout generated pack functions
+ * produce (templates/pack.c.in). */
+static int tensor_packed(lua_State *L)
+{
+    tensor *t = check_tensor(L, 1);
+    lua_Integer rows = luaL_checkinteger(L, 2), columns = luaL_checkinteger(L, 3);
+    luaL_checktype(L, 4, LUA_TTABLE);
+    luaL_argcheck(L, rows > 0 && columns > 0 && rows * columns == t->a.count, 2, "shape mismatch");
+    int nblocks = (int)luaL_len(L, 4);
+    long total = 0;
+    lua_Integer spec[16][4];
+    luaL_argcheck(L, nblocks <= 16, 4, "too many blocks");
+    for (int b = 0; b < nblocks; b++) {
+        lua_geti(L, 4, b + 1);
+        static const char *const fields[4] = {"first", "count", "width", "lanes"};
+        for (int f = 0; f < 4; f++) {
+            lua_getfield(L, -1, fields[f]);
+            spec[b][f] = luaL_checkinteger(L, -1);
+            lua_pop(L, 1);
+        }
+        lua_pop(L, 1);
+        luaL_argcheck(L, spec[b][0] + (spec[b][1] - 1) * spec[b][2] + spec[b][3] <= columns, 4, "block out of range");
+        total += (long)(spec[b][1] * rows * spec[b][2]);
+    }
+    convgen_npy_array a;
+    a.rank = 1;
+    a.shape[0] = total;
+    a.count = total;
+    a.data = calloc(total ? (size_t)total : 1, sizeof(float));
+    if (!a.data)
+        return luaL_error(L, "out of memory");
+    float *out = a.data;
+    for (int b = 0; b < nblocks; b++)
+        for (lua_Integer i = 0; i < spec[b][1]; i++)
+            for (lua_Integer r = 0; r < rows; r++, out += spec[b][2])
+                for (lua_Integer j = 0; j < spec[b][3]; j++)
+                    out[j] = t->a.data[r * columns + spec[b][0] + i * spec[b][2] + j];
+    push_tensor(L, &a);
+    return 1;
+}
+
 /* Writes v as a C float literal that reads back to the same float. */
 static int float_literal(char *buf, size_t n, float v)
 {
@@ -383,7 +427,7 @@ static int l_jit_symbols(lua_State *L)
 
 static const luaL_Reg tensor_methods[] = {
     {"shape", tensor_shape}, {"get", tensor_get},
-    {"literals", tensor_literals}, {"reshaped", tensor_reshaped}, {NULL, NULL},
+    {"literals", tensor_literals}, {"reshaped", tensor_reshaped}, {"packed", tensor_packed}, {NULL, NULL},
 };
 
 static const luaL_Reg native_functions[] = {

@@ -170,6 +170,13 @@ void *convgen__code_function(const convgen__code *code)
     return code->function;
 }
 
+void *convgen__code_symbol(const convgen__code *code, const char *name)
+{
+    if (code->jit)
+        return convgen__jit_symbol(code->jit, name);
+    return dlsym(code->library, name);
+}
+
 void convgen__code_free(convgen__code *code)
 {
     if (!code)

@@ -24,6 +24,9 @@ convgen__code *convgen__code_compile(const char *source, const char *symbol, int
 /* The compiled function's address. */
 void *convgen__code_function(const convgen__code *code);
 
+/* The address of another global symbol of the code, or NULL. */
+void *convgen__code_symbol(const convgen__code *code, const char *name);
+
 /* Frees the code; accepts NULL. */
 void convgen__code_free(convgen__code *code);
 

@@ -29,6 +29,8 @@ typedef struct layer_code {
     size_t in_size, out_size;
     int num_weights;
     size_t weight_count[MAX_WEIGHTS];
+    size_t packed_size; /* > 0: the code also reads weights[num_weights], made by pack */
+    void (*pack)(const float *const weights[], float *packed);
     char weights_text[512]; /* "kernel (3, 3, 3, 4), bias (4,)" for messages */
 } layer_code;
 
@@ -209,6 +211,18 @@ static convgen_kernel *kernel_new(layer_code *code, const float *const *weights)
             return NULL;
         }
         memcpy(k->weights[i], weights[i], n * sizeof(float));
+    }
+    if (code->packed_size) {
+        /* The SIMD strips read their kernel packed: lay it out once, here. */
+        void *packed = NULL;
+        if (posix_memalign(&packed, 64, code->packed_size * sizeof(float)) != 0) {
+            for (int j = 0; j < code->num_weights; j++)
+                free(k->weights[j]);
+            free(k);
+            return NULL;
+        }
+        k->weights[code->num_weights] = packed;
+        code->pack((const float *const *)k->weights, packed);
     }
     k->refs = 1;
     code_retain(code);
@@ -433,8 +447,16 @@ static convgen_status build_code(lua_State *L, int backend, layer_code **out, ch
     lua_getfield(L, -2, "output_size");
     code->out_size = (size_t)lua_tointeger(L, -1);
     lua_pop(L, 2);
+    lua_getfield(L, -1, "packed_size");
+    code->packed_size = (size_t)lua_tointeger(L, -1);
+    lua_pop(L, 1);
     lua_getfield(L, -1, "weights");
     code->num_weights = (int)luaL_len(L, -1);
+    if (code->num_weights + (code->packed_size > 0) > MAX_WEIGHTS) {
+        lua_pop(L, 1);
+        free(code);
+        return fail(CONVGEN_ERROR_SYSTEM, message, size, label, "weights", "too many weight arrays");
+    }
     size_t used = 0;
     for (int i = 0; i < code->num_weights && i < MAX_WEIGHTS; i++) {
         lua_geti(L, -1, i + 1);
@@ -464,6 +486,15 @@ static convgen_status build_code(lua_State *L, int backend, layer_code **out, ch
     }
     void *address = convgen__code_function(code->code);
     memcpy(&code->fn, &address, sizeof code->fn);
+    if (code->packed_size) {
+        void *pack = convgen__code_symbol(code->code, "convgen_layer_pack");
+        if (!pack) {
+            convgen__code_free(code->code);
+            free(code);
+            return fail(CONVGEN_ERROR_COMPILE, message, size, label, "backend", "the code has no pack function");
+        }
+        memcpy(&code->pack, &pack, sizeof code->pack);
+    }
     *out = code;
     return CONVGEN_OK;
 }

@@ -420,15 +420,27 @@ static int teardown(void **state)
 }
 
 /* Runs one compiled variant on guarded buffers and compares it with want. */
-static void run_and_compare(const kernel_case *c, void *fn_address, const char *compiler, const float *input,
-                            long in_n, const float *want, long out_n)
+static void run_and_compare(const kernel_case *c, void *fn_address, void *pack_address, const char *compiler,
+                            const float *input, long in_n, const float *want, long out_n)
 {
     float *out = malloc((size_t)(out_n + 2 * GUARD) * sizeof(float));
     float *in = malloc((size_t)in_n * sizeof(float));
     memcpy(in, input, (size_t)in_n * sizeof(float));
     for (long i = 0; i < out_n + 2 * GUARD; i++)
         out[i] = NAN; /* an element the kernel forgets to write fails the comparison */
-    const float *w[4] = {c->weights[0], c->weights[1], c->weights[2], c->weights[3]};
+    const float *w[5] = {c->weights[0], c->weights[1], c->weights[2], c->weights[3], NULL};
+    float *packed = NULL;
+    if (!c->baked && pack_address) {
+        /* SIMD strips read a packed kernel, made once by the generated pack function */
+        long total = 0;
+        for (int i = 0; i < c->nweights; i++)
+            total += ref_weight_size(&c->layer, i);
+        packed = calloc((size_t)(2 * total + 4096), sizeof(float));
+        void (*pack)(const float *const *, float *);
+        memcpy(&pack, &pack_address, sizeof pack);
+        pack(w, packed);
+        w[c->nweights] = packed;
+    }
     if (c->baked) {
         layer_baked_fn fn;
         memcpy(&fn, &fn_address, sizeof fn);
@@ -450,6 +462,7 @@ static void run_and_compare(const kernel_case *c, void *fn_address, const char *
                  (double)out[GUARD + bad], (double)want[bad], out_n);
     free(out);
     free(in);
+    free(packed);
 }
 
 /* One case: libtcc and gcc builds both match the reference. */
@@ -475,7 +488,7 @@ static void test_case(void **state)
             fail_msg("%s: libtcc rejected the source:\n%s", c->name, err);
         address = convgen__jit_symbol(jit, c->symbol);
         assert_non_null(address);
-        run_and_compare(c, address, "tcc", input, in_n, want, out_n);
+        run_and_compare(c, address, NULL, "tcc", input, in_n, want, out_n);
         convgen__jit_free(jit);
     }
 
@@ -483,7 +496,9 @@ static void test_case(void **state)
         fail_msg("gcc failed on the generated cases:\n%.4000s", gcc_log ? gcc_log : "");
     address = dlsym(gcc_handle, c->symbol);
     assert_non_null(address);
-    run_and_compare(c, address, "gcc", input, in_n, want, out_n);
+    char pack_name[64];
+    snprintf(pack_name, sizeof pack_name, "%s_pack", c->symbol);
+    run_and_compare(c, address, dlsym(gcc_handle, pack_name), "gcc", input, in_n, want, out_n);
     free(input);
     free(want);
 }

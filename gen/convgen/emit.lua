@@ -8,6 +8,8 @@ local M = {}
 
 M.VERSION = "0.1.0"
 
+local packed_weights -- defined below
+
 local format, concat = string.format, table.concat
 
 -- `expr * k`, simplified for readable index arithmetic.
@@ -135,8 +137,9 @@ local function strip_functions(ir, p, ctx, entry, act)
   local widths = { p.simd.mr }
   if p.simd.rest > 0 then widths[2] = p.simd.rest end
   local simd = p.simd
-  -- Only the weights the strip reads (a separable strip: pointwise and bias).
-  local params = ", const float *restrict " .. simd.kernel
+  -- Only the weights the strip reads: its packed kernel (a separable strip:
+  -- the pointwise one) and the bias; a depthwise strip reads its kernel as is.
+  local params = ", const float *restrict " .. (simd.packed and simd.packed.name or simd.kernel)
   if ir.use_bias then params = params .. ", const float *restrict bias" end
   local out = {}
   if p.use_depthwise_pixel then
@@ -163,7 +166,8 @@ local function strip_functions(ir, p, ctx, entry, act)
     out[#out + 1] = template.render("templates/strip_conv_avx2.c.in", {
       times = times, plus = plus, name = ctx.name, mr = mr, taps = simd.taps, ci = simd.ci, co = ir.out_c,
       ci_stride = simd.ci_stride, pixel_stride = simd.pixel_stride, out_pixel_stride = simd.out_pixel_stride,
-      blocks = simd.blocks, kernel = simd.kernel, use_bias = ir.use_bias, act = act, params = params,
+      blocks = simd.blocks, kernel = simd.packed.name, rows = simd.packed.rows, use_bias = ir.use_bias,
+      act = act, params = params,
       vector_act = vector_act,
     })
     end
@@ -191,6 +195,67 @@ local function axes(rank, channels_first, h, w, c)
   for _, a in ipairs(spatial) do out[#out + 1] = a end
   if not channels_first then out[#out + 1] = { name = "C", size = c } end
   return out
+end
+
+-- Packed weights of SIMD strips (plan: simd.packed): the extra parameter that
+-- carries them from the layer function to the strips, and either the packed
+-- array (weights baked in) or the pack function (weights at run time).
+packed_weights = function(ir, p, tensors, at_runtime, ctx)
+  ctx.pparams, ctx.pargs = ctx.wparams, ctx.wargs
+  ctx.rparams, ctx.rargs = ctx.wparams, ctx.wargs -- what the strips of a row read
+  ctx.baked_arrays = ctx.weights
+  ctx.packed_array, ctx.pack_function, ctx.packed = false, false, false
+  local packed = p.simd and p.simd.packed
+  if not packed then return end
+  ctx.packed = packed
+  ctx.pparams = ctx.wparams .. ", const float *restrict " .. packed.name
+  ctx.pargs = ctx.wargs .. ", " .. packed.name
+  local names = { packed.name }
+  if ir.op == "separable" then table.insert(names, 1, "depthwise_kernel") end
+  if ir.use_bias then names[#names + 1] = "bias" end
+  local rp, ra = {}, {}
+  for i, n in ipairs(names) do
+    rp[i] = ", const float *restrict " .. n
+    ra[i] = ", " .. n
+  end
+  ctx.rparams, ctx.rargs = concat(rp), concat(ra)
+  if not p.use_pixel_border then
+    -- No border pixel reads the plain kernel: only its packed copy is used.
+    ctx.pparams, ctx.pargs = ctx.rparams, ctx.rargs
+    local prefix = "const float *restrict " .. packed.source .. " ="
+    local kept = {}
+    for _, line in ipairs(ctx.wlocals) do
+      if line:sub(1, #prefix) ~= prefix then kept[#kept + 1] = line end
+    end
+    ctx.wlocals = kept
+    if not at_runtime then
+      local arrays = {}
+      for _, w in ipairs(ctx.weights) do
+        if w.name ~= packed.source then arrays[#arrays + 1] = w end
+      end
+      ctx.baked_arrays = arrays
+    end
+  end
+  local source_index
+  for i, w in ipairs(ir.weights) do
+    if w.name == packed.source then source_index = i end
+  end
+  if at_runtime then
+    ctx.wlocals[#ctx.wlocals + 1] = format("const float *restrict %s = weights[%d];", packed.name, #ir.weights)
+    ctx.pack_function = template.render("templates/pack.c.in", {
+      name = ctx.name, NAME = ctx.NAME, packed = packed, source_index = source_index - 1, blocks = p.simd.blocks,
+    }):gsub("\n$", "")
+  else
+    ctx.wlocals[#ctx.wlocals + 1] = format("const float *restrict %s = %s__%s;", packed.name, ctx.name, packed.name)
+    local spec = {}
+    for i, b in ipairs(p.simd.blocks) do
+      spec[i] = { first = b.first, count = b.count, width = b.packed_width, lanes = b.lanes }
+    end
+    ctx.packed_array = {
+      name = packed.name, count = packed.size, source = packed.source,
+      literals = tensors[source_index]:packed(packed.rows, packed.columns, spec):literals("    ", 8),
+    }
+  end
 end
 
 -- Produces the C source and header text.
@@ -226,6 +291,7 @@ function M.emit(ir, p, tensors, info)
   if p.axis_pass then
     ctx.axis_pass_function = template.render("templates/axis_pass.c.in", ctx):gsub("\n$", "")
   end
+  packed_weights(ir, p, tensors, at_runtime, ctx)
   local layer_template = "templates/layer.c.in"
   if p.unroll == "full" then
     layer_template = "templates/layer_unrolled.c.in"

@@ -184,6 +184,20 @@ function M.plan(ir, options)
       simd.input_pixel_stride = ir.s_w * p.in_stride.w
     end
     simd.mr, simd.full_strips, simd.rest = mr, width // mr, width % mr
+    if not depthwise then
+      -- Weights packed tile by tile, [tile][tap * ci][16 or 8], zero-padded:
+      -- Keras's layout would stride the rows by out_c floats, a new page per
+      -- input channel once out_c reaches 1024.
+      local rows, offset = #simd.taps * simd.ci, 0
+      for _, b in ipairs(blocks) do
+        b.packed_width = b.vectors == 2 and 16 or 8
+        b.lanes = b.masked and b.width or b.packed_width
+        b.offset = offset
+        offset = offset + b.count * rows * b.packed_width
+      end
+      simd.packed = { rows = rows, columns = ir.out_c, size = offset, source = simd.kernel,
+                      name = simd.kernel .. "_packed" }
+    end
     p.simd = simd
   end
 
