@@ -8,7 +8,7 @@ local M = {}
 
 M.VERSION = "0.1.0"
 
-local packed_weights -- defined below
+local packed_weights, strip_context -- defined below
 
 local format, concat = string.format, table.concat
 
@@ -132,6 +132,23 @@ local function pixel_bodies(ir, p, act)
   return p.use_pixel_interior and body(false) or "", p.use_pixel_border and body(true) or ""
 end
 
+-- The context of templates/strip_conv_avx2.c.in for strips of mr pixels.
+strip_context = function(ir, p, ctx, mr, checked)
+  local simd = p.simd
+  local params = ", const float *restrict " .. simd.packed.name
+  if ir.use_bias then params = params .. ", const float *restrict bias" end
+  local entry = p.act
+  return {
+    times = times, plus = plus, name = ctx.name, mr = mr, taps = simd.taps, ci = simd.ci, co = ir.out_c,
+    ci_stride = simd.ci_stride, pixel_stride = simd.pixel_stride, out_pixel_stride = simd.out_pixel_stride,
+    blocks = simd.blocks, kernel = simd.packed.name, rows = simd.packed.rows, use_bias = ir.use_bias,
+    act = function(var) return activations.apply(entry, var) end, params = params,
+    vector_act = entry.avx2 and function(var) return activations.apply(entry, var, "avx2") end or false,
+    checked = checked, in_stride_h = p.in_stride.h, pixel_in_stride = p.in_stride.w,
+    d_h = ir.d_h, d_w = ir.d_w, k_w = ir.k_w,
+  }
+end
+
 -- The SIMD strip functions of a plan: one per strip width it uses.
 local function strip_functions(ir, p, ctx, entry, act)
   local widths = { p.simd.mr }
@@ -163,14 +180,11 @@ local function strip_functions(ir, p, ctx, entry, act)
         use_bias = ir.use_bias, act = act, params = params, vector_act = vector_act,
       })
     else
-    out[#out + 1] = template.render("templates/strip_conv_avx2.c.in", {
-      times = times, plus = plus, name = ctx.name, mr = mr, taps = simd.taps, ci = simd.ci, co = ir.out_c,
-      ci_stride = simd.ci_stride, pixel_stride = simd.pixel_stride, out_pixel_stride = simd.out_pixel_stride,
-      blocks = simd.blocks, kernel = simd.packed.name, rows = simd.packed.rows, use_bias = ir.use_bias,
-      act = act, params = params,
-      vector_act = vector_act,
-    })
+      out[#out + 1] = template.render("templates/strip_conv_avx2.c.in", strip_context(ir, p, ctx, mr, false))
     end
+  end
+  for _, mr in ipairs(simd.cstrips) do -- border pixels, taps clipped at run time
+    out[#out + 1] = template.render("templates/strip_conv_avx2.c.in", strip_context(ir, p, ctx, mr, true))
   end
   return (concat(out, "\n"):gsub("\n$", ""))
 end

@@ -184,6 +184,24 @@ function M.plan(ir, options)
       simd.input_pixel_stride = ir.s_w * p.in_stride.w
     end
     simd.mr, simd.full_strips, simd.rest = mr, width // mr, width % mr
+    -- Dense layers do their border pixels with the same tiles, taps clipped
+    -- at run time (cstrip); the others keep the scalar border pixels.
+    simd.checked = dense
+    simd.cstrips = {} -- the widths border rows and columns call
+    if dense then
+      local seen = {}
+      local function use(w)
+        if w > 0 and not seen[w] then
+          seen[w] = true
+          simd.cstrips[#simd.cstrips + 1] = w
+        end
+      end
+      if #p.border_rows > 0 then
+        use(mr)
+        use(width % mr)
+      end
+      if #p.border_cols > 0 then use(1) end
+    end
     if not depthwise then
       -- Weights packed tile by tile, [tile][tap * ci][16 or 8], zero-padded:
       -- Keras's layout would stride the rows by out_c floats, a new page per
@@ -209,7 +227,8 @@ function M.plan(ir, options)
   p.use_pixel_interior = rows_interior and cols_interior and p.unroll_taps and not p.simd
   -- a separable strip computes each pixel's depthwise results on its own
   p.use_depthwise_pixel = p.simd and separable or false
-  p.use_pixel_border = #p.border_rows > 0 or #p.border_cols > 0 or not p.unroll_taps
+  p.use_pixel_border = (#p.border_rows > 0 or #p.border_cols > 0 or not p.unroll_taps)
+    and not (p.simd and p.simd.checked)
   return p
 end
 
