@@ -172,19 +172,24 @@ local function strip_functions(ir, p, ctx, entry, act)
       }), "    ") .. "}\n"
   end
   local vector_act = entry.avx2 and function(var) return activations.apply(entry, var, "avx2") end or false
+  local function depthwise_strip(mr, checked)
+    return template.render("templates/strip_depthwise_avx2.c.in", {
+      times = times, plus = plus, name = ctx.name, mr = mr, taps = simd.taps, c = ir.in_c,
+      pixel_stride = simd.pixel_stride, out_pixel_stride = simd.out_pixel_stride, blocks = simd.blocks,
+      use_bias = ir.use_bias, act = act, params = params, vector_act = vector_act, checked = checked,
+      in_stride_h = p.in_stride.h, pixel_in_stride = p.in_stride.w, d_h = ir.d_h, d_w = ir.d_w, k_w = ir.k_w,
+    })
+  end
   for _, mr in ipairs(widths) do
     if simd.kind == "depthwise" then
-      out[#out + 1] = template.render("templates/strip_depthwise_avx2.c.in", {
-        times = times, plus = plus, name = ctx.name, mr = mr, taps = simd.taps, c = ir.in_c,
-        pixel_stride = simd.pixel_stride, out_pixel_stride = simd.out_pixel_stride, blocks = simd.blocks,
-        use_bias = ir.use_bias, act = act, params = params, vector_act = vector_act,
-      })
+      out[#out + 1] = depthwise_strip(mr, false)
     else
       out[#out + 1] = template.render("templates/strip_conv_avx2.c.in", strip_context(ir, p, ctx, mr, false))
     end
   end
   for _, mr in ipairs(simd.cstrips) do -- border pixels, taps clipped at run time
-    out[#out + 1] = template.render("templates/strip_conv_avx2.c.in", strip_context(ir, p, ctx, mr, true))
+    out[#out + 1] = simd.kind == "depthwise" and depthwise_strip(mr, true)
+      or template.render("templates/strip_conv_avx2.c.in", strip_context(ir, p, ctx, mr, true))
   end
   return (concat(out, "\n"):gsub("\n$", ""))
 end

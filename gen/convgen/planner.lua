@@ -184,11 +184,12 @@ function M.plan(ir, options)
       simd.input_pixel_stride = ir.s_w * p.in_stride.w
     end
     simd.mr, simd.full_strips, simd.rest = mr, width // mr, width % mr
-    -- Dense layers do their border pixels with the same tiles, taps clipped
-    -- at run time (cstrip); the others keep the scalar border pixels.
-    simd.checked = dense
+    -- Dense and depthwise layers do their border pixels with the same tiles,
+    -- taps clipped at run time (cstrip, dwcstrip); separable layers keep the
+    -- scalar border pixels.
+    simd.checked = dense or depthwise
     simd.cstrips = {} -- the widths border rows and columns call
-    if dense then
+    if simd.checked then
       local seen = {}
       local function use(w)
         if w > 0 and not seen[w] then
