@@ -83,7 +83,7 @@ local function weight_entries(ir, tensors, at_runtime)
 end
 
 -- Renders the pixel function bodies for the layer's op.
-local function pixel_bodies(ir, p, act)
+local function pixel_bodies(ir, p, act, ctx_name)
   local base = {
     times = times, plus = plus, taps = p.taps, in_stride = p.in_stride, out_stride = p.out_stride,
     k_w = ir.k_w, d_h = ir.d_h, d_w = ir.d_w, use_bias = ir.use_bias, act = act,
@@ -120,9 +120,15 @@ local function pixel_bodies(ir, p, act)
         or function(index, var) return format("y[%s] = %s;", times(index, p.out_stride.c), act(var)) end,
     })
     if not separable then return indent(dw, "    ") end
-    local pw = template.render("templates/stage_pointwise.c.in", with {
-      tiles = p.co_tiles, mid_size = p.mid_size, filters = ir.filters,
-    })
+    local pw
+    if p.simd and p.simd.border_strip then
+      pw = format("%s__strip1(mid, y, 0, %d, 1%s);\n", ctx_name, p.simd.full16,
+        ", " .. p.simd.packed.name .. (ir.use_bias and ", bias" or ""))
+    else
+      pw = template.render("templates/stage_pointwise.c.in", with {
+        tiles = p.co_tiles, mid_size = p.mid_size, filters = ir.filters,
+      })
+    end
     return concat({
       format("    float mid[%d]; /* this pixel's depthwise results, channel c * %d + m */\n",
         p.mid_size, ir.depth_multiplier),
@@ -153,6 +159,7 @@ end
 local function strip_functions(ir, p, ctx, entry, act)
   local widths = { p.simd.mr }
   if p.simd.rest > 0 then widths[2] = p.simd.rest end
+  if p.simd.border_strip and p.simd.mr ~= 1 and p.simd.rest ~= 1 then widths[#widths + 1] = 1 end
   local simd = p.simd
   -- Only the weights the strip reads: its packed kernel (a separable strip:
   -- the pointwise one) and the bias; a depthwise strip reads its kernel as is.
@@ -222,6 +229,7 @@ end
 packed_weights = function(ir, p, tensors, at_runtime, ctx)
   ctx.pparams, ctx.pargs = ctx.wparams, ctx.wargs
   ctx.rparams, ctx.rargs = ctx.wparams, ctx.wargs -- what the strips of a row read
+  ctx.xparams, ctx.xargs = ctx.wparams, ctx.wargs -- what border pixels read
   ctx.baked_arrays = ctx.weights
   ctx.packed_array, ctx.pack_function, ctx.packed = false, false, false
   local packed = p.simd and p.simd.packed
@@ -238,8 +246,10 @@ packed_weights = function(ir, p, tensors, at_runtime, ctx)
     ra[i] = ", " .. n
   end
   ctx.rparams, ctx.rargs = concat(rp), concat(ra)
-  if not p.use_pixel_border then
+  ctx.xparams, ctx.xargs = ctx.wparams, ctx.wargs -- what border pixels read
+  if not p.use_pixel_border or p.simd.border_strip then
     -- No border pixel reads the plain kernel: only its packed copy is used.
+    ctx.xparams, ctx.xargs = ctx.rparams, ctx.rargs
     ctx.pparams, ctx.pargs = ctx.rparams, ctx.rargs
     local prefix = "const float *restrict " .. packed.source .. " ="
     local kept = {}
@@ -326,7 +336,7 @@ function M.emit(ir, p, tensors, info)
     end
     ctx.reads_weights = #ctx.wlocals > 0
   else
-    ctx.pixel_interior_body, ctx.pixel_border_body = pixel_bodies(ir, p, act)
+    ctx.pixel_interior_body, ctx.pixel_border_body = pixel_bodies(ir, p, act, name)
     ctx.strip_functions = p.simd and strip_functions(ir, p, ctx, entry, act) or false
   end
   ctx.provenance = provenance(ir, info, info.c_file)

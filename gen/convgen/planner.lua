@@ -203,6 +203,9 @@ function M.plan(ir, options)
       end
       if #p.border_cols > 0 then use(1) end
     end
+    -- Separable border pixels: scalar depthwise into mid, then the pointwise
+    -- step through a 1-pixel strip.
+    simd.border_strip = separable and (#p.border_rows > 0 or #p.border_cols > 0)
     if not depthwise then
       -- Weights packed tile by tile, [tile][tap * ci][16 or 8], zero-padded:
       -- Keras's layout would stride the rows by out_c floats, a new page per
