@@ -32,6 +32,8 @@ help:
 	@echo "make example   generate, compile and run the bundled SeparableConv2D example"
 	@echo "make test      build and run every test"
 	@echo "make lint      luacheck the generator (needs lua-check)"
+	@echo "make bench     the performance suite against oneDNN (make deps-bench first)"
+	@echo "make bench-jit compile times of the run-time library, per backend"
 	@echo "make clean     remove build/ and bin/"
 
 deps:

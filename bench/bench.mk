@@ -1,6 +1,12 @@
 # bench.mk: benchmark programs (they print figures; they are not tests).
 
-.PHONY: bench bench-jit
+.PHONY: bench bench-jit deps-bench check-deps-bench
+
+deps-bench:
+	@tools/deps.sh --install --bench
+
+check-deps-bench:
+	@tools/deps.sh --bench
 
 BENCH_CFLAGS = $(WARN) -O2 $(CPPFLAGS_ALL) $(LUA_CFLAGS) -Itests -Ibench
 
@@ -9,12 +15,13 @@ build/bench/peak.o: bench/peak.c bench/peak.h | check-deps build/.dir
 	$(CC) $(BENCH_CFLAGS) -mavx2 -mfma -c $< -o $@
 
 build/bench/bench: bench/bench.c bench/onednn.c bench/onednn.h build/bench/peak.o tests/harness.c tests/reference.c \
-                   build/libconvgen.a | check-deps build/.dir
+                   build/libconvgen.a | check-deps check-deps-bench build/.dir
 	@mkdir -p build/bench
 	$(CC) $(BENCH_CFLAGS) -o $@ bench/bench.c bench/onednn.c build/bench/peak.o tests/harness.c tests/reference.c \
 	  build/libconvgen.a -ldnnl $(HOST_LIBS)
 
 # The suite against oneDNN in the same run (needs libdnnl-dev: make deps-bench).
+# Prints figures; never fails on a time (it fails only on a wrong output).
 bench: build/bench/bench
 	build/bench/bench
 

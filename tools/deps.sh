@@ -1,8 +1,18 @@
 #!/bin/sh
-# deps.sh: checks (default) or installs (--install) the Debian packages convgen needs.
-# Checking prints the exact apt-get command for whatever is missing and fails.
+# deps.sh: checks (default) or installs (--install) the Debian packages convgen
+# needs; --bench adds those of `make bench` (oneDNN, the peer it measures).
+# Checking prints the exact command for whatever is missing and fails.
 set -eu
 PACKAGES="make gcc clang pkg-config lua5.4 liblua5.4-dev lua-dkjson lua-check tcc libtcc-dev libcmocka-dev"
+install=0
+target="deps"
+for arg in "$@"; do
+    case "$arg" in
+        --install) install=1 ;;
+        --bench) PACKAGES="libdnnl-dev"; target="deps-bench" ;;
+        *) echo "usage: tools/deps.sh [--install] [--bench]" >&2; exit 2 ;;
+    esac
+done
 missing=""
 for p in $PACKAGES; do
     status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
@@ -14,7 +24,7 @@ done
 if [ -z "$missing" ]; then
     exit 0
 fi
-if [ "${1:-}" = "--install" ]; then
+if [ "$install" -eq 1 ]; then
     SUDO=""
     [ "$(id -u)" -eq 0 ] || SUDO="sudo"
     $SUDO apt-get update -qq
@@ -22,5 +32,5 @@ if [ "${1:-}" = "--install" ]; then
     exit 0
 fi
 echo "convgen: missing Debian packages:$missing" >&2
-echo "convgen: install them with: make deps   (runs: apt-get install$missing)" >&2
+echo "convgen: install them with: make $target   (runs: apt-get install$missing)" >&2
 exit 1
