@@ -14,13 +14,14 @@ build/bench/peak.o: bench/peak.c bench/peak.h | check-deps build/.dir
 	@mkdir -p build/bench
 	$(CC) $(BENCH_CFLAGS) -mavx2 -mfma -c $< -o $@
 
-build/bench/bench: bench/bench.c bench/onednn.c bench/onednn.h build/bench/peak.o tests/harness.c tests/reference.c \
+build/bench/bench: bench/bench.c bench/peer_onednn.c bench/peer_onednn.h bench/peer_xnnpack.c bench/peer_xnnpack.h build/bench/peak.o \
+                   tests/harness.c tests/reference.c \
                    build/libconvgen.a | check-deps check-deps-bench build/.dir
 	@mkdir -p build/bench
-	$(CC) $(BENCH_CFLAGS) -o $@ bench/bench.c bench/onednn.c build/bench/peak.o tests/harness.c tests/reference.c \
-	  build/libconvgen.a -ldnnl $(HOST_LIBS)
+	$(CC) $(BENCH_CFLAGS) -o $@ bench/bench.c bench/peer_onednn.c bench/peer_xnnpack.c build/bench/peak.o tests/harness.c \
+	  tests/reference.c build/libconvgen.a -ldnnl -lXNNPACK -lpthreadpool $(HOST_LIBS)
 
-# The suite against oneDNN in the same run (needs libdnnl-dev: make deps-bench).
+# The suite against oneDNN and XNNPACK in the same run (make deps-bench installs them).
 # Prints figures; never fails on a time (it fails only on a wrong output).
 bench: build/bench/bench
 	build/bench/bench

@@ -1,6 +1,6 @@
 #!/bin/sh
 # deps.sh: checks (default) or installs (--install) the Debian packages convgen
-# needs; --bench adds those of `make bench` (oneDNN, the peer it measures).
+# needs; --bench: those of `make bench` instead (oneDNN and XNNPACK, the peers it measures).
 # Checking prints the exact command for whatever is missing and fails.
 set -eu
 PACKAGES="make gcc clang pkg-config lua5.4 liblua5.4-dev lua-dkjson lua-check tcc libtcc-dev libcmocka-dev"
@@ -9,7 +9,7 @@ target="deps"
 for arg in "$@"; do
     case "$arg" in
         --install) install=1 ;;
-        --bench) PACKAGES="libdnnl-dev"; target="deps-bench" ;;
+        --bench) PACKAGES="libdnnl-dev libxnnpack-dev libpthreadpool-dev"; target="deps-bench" ;;
         *) echo "usage: tools/deps.sh [--install] [--bench]" >&2; exit 2 ;;
     esac
 done

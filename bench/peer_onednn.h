@@ -1,4 +1,4 @@
-/* onednn.h: the same layer run by oneDNN, as a peer measured in the same run. */
+/* peer_onednn.h: the same layer run by oneDNN, as a peer measured in the same run. */
 #ifndef CONVGEN_BENCH_ONEDNN_H
 #define CONVGEN_BENCH_ONEDNN_H
 

@@ -1,8 +1,8 @@
-/* onednn.c: a layer through oneDNN's C API (Debian libdnnl-dev, 2.6), like
+/* peer_onednn.c: a layer through oneDNN's C API (Debian libdnnl-dev, 2.6), like
  * for like: NHWC in and out, batch 1, bias and ReLU fused as a post-op,
  * weights reordered once into the layout oneDNN prefers, outside the timing. */
 #define _POSIX_C_SOURCE 200809L
-#include "onednn.h"
+#include "peer_onednn.h"
 
 #include <oneapi/dnnl/dnnl.h>
 #include <stdio.h>
