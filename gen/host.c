@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 /* ------------------------------------------------------------------------
  * Memory: every allocation of the state is counted so a sandboxed spec can
@@ -414,6 +415,110 @@ static int l_cpu_target(lua_State *L)
     return 1;
 }
 
+/* native.random_tensor(shape, seed) -> uniform floats in [-1, 1), deterministic */
+static int l_random_tensor(lua_State *L)
+{
+    convgen_npy_array a;
+    a.rank = check_shape(L, 1, a.shape, &a.count);
+    unsigned long long state = (unsigned long long)luaL_optinteger(L, 2, 1);
+    a.data = malloc(a.count ? (size_t)a.count * sizeof(float) : 1);
+    if (!a.data)
+        return luaL_error(L, "out of memory");
+    for (long i = 0; i < a.count; i++) {
+        unsigned long long z = (state += 0x9E3779B97F4A7C15ull); /* splitmix64 */
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+        z ^= z >> 31;
+        a.data[i] = (float)((double)(z >> 40) / (double)(1ull << 23) - 1.0);
+    }
+    push_tensor(L, &a);
+    return 1;
+}
+
+static double seconds_now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+static int compare_doubles(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* native.bench(source, symbol, input_count, output_count, weights, backend, min_time, packed_size)
+ *   -> median seconds per call, calls | nil, message
+ * Compiles like jit_run, packs the weights when the code reads them packed
+ * (symbol_pack), then times calls on batch 1 for at least min_time seconds. */
+static int l_bench(lua_State *L)
+{
+    const char *source = luaL_checkstring(L, 1);
+    const char *symbol = luaL_checkstring(L, 2);
+    lua_Integer in_count = luaL_checkinteger(L, 3), out_count = luaL_checkinteger(L, 4);
+    luaL_checktype(L, 5, LUA_TTABLE);
+    static const char *const backends[] = {"tcc", "cc", NULL};
+    int backend = luaL_checkoption(L, 6, "tcc", backends) == 0 ? CONVGEN__BACKEND_TCC : CONVGEN__BACKEND_CC;
+    double min_time = luaL_checknumber(L, 7);
+    lua_Integer packed_size = luaL_checkinteger(L, 8);
+    int nweights = (int)luaL_len(L, 5);
+    luaL_argcheck(L, nweights <= 7, 5, "too many weights");
+    const float *weights[8] = {0};
+    for (int i = 0; i < nweights; i++) {
+        lua_geti(L, 5, i + 1);
+        weights[i] = check_tensor(L, -1)->a.data;
+        lua_pop(L, 1);
+    }
+    char err[4096], pack_name[256];
+    int kind;
+    convgen__code *code = convgen__code_compile(source, symbol, backend, &kind, err, sizeof err);
+    if (!code) {
+        luaL_pushfail(L);
+        lua_pushfstring(L, "%s: %s", backends[backend == CONVGEN__BACKEND_TCC ? 0 : 1], err);
+        return 2;
+    }
+    float *in = calloc((size_t)in_count, sizeof(float)), *out = calloc((size_t)out_count, sizeof(float));
+    float *packed = packed_size > 0 ? calloc((size_t)packed_size, sizeof(float)) : NULL;
+    if (!in || !out || (packed_size > 0 && !packed)) {
+        free(in);
+        free(out);
+        free(packed);
+        convgen__code_free(code);
+        return luaL_error(L, "out of memory");
+    }
+    for (lua_Integer i = 0; i < in_count; i++)
+        in[i] = (float)((int)(i % 13) - 6) * 0.1f;
+    if (packed) {
+        snprintf(pack_name, sizeof pack_name, "%s_pack", symbol);
+        void *address = convgen__code_symbol(code, pack_name);
+        void (*pack)(const float *const *, float *);
+        memcpy(&pack, &address, sizeof pack);
+        pack(weights, packed);
+        weights[nweights] = packed;
+    }
+    void *address = convgen__code_function(code);
+    layer_fn fn;
+    memcpy(&fn, &address, sizeof fn);
+    fn(in, out, 1, weights); /* warm */
+    double times[10000];
+    int n = 0;
+    double start = seconds_now();
+    while (n < 10000 && (n < 5 || seconds_now() - start < min_time)) {
+        double t0 = seconds_now();
+        fn(in, out, 1, weights);
+        times[n++] = seconds_now() - t0;
+    }
+    qsort(times, (size_t)n, sizeof times[0], compare_doubles);
+    free(in);
+    free(out);
+    free(packed);
+    convgen__code_free(code);
+    lua_pushnumber(L, times[n / 2]);
+    lua_pushinteger(L, n);
+    return 2;
+}
+
 /* native.jit_symbols() -> names of the host functions generated code may call */
 static int l_jit_symbols(lua_State *L)
 {
@@ -436,7 +541,8 @@ static const luaL_Reg native_functions[] = {
     {"read_npy", l_read_npy},     {"write_npy", l_write_npy},
     {"float_literal", l_float_literal},
     {"template", l_template},     {"jit_run", l_jit_run},
-    {"jit_symbols", l_jit_symbols}, {"cpu_target", l_cpu_target}, {"set_memory_limit", l_set_memory_limit},
+    {"jit_symbols", l_jit_symbols}, {"cpu_target", l_cpu_target},
+    {"random_tensor", l_random_tensor}, {"bench", l_bench}, {"set_memory_limit", l_set_memory_limit},
     {NULL, NULL},
 };
 

@@ -998,6 +998,31 @@ static void test_run_backends(void **state)
     convgen_npy_free(&y);
 }
 
+/* bench prints its figures with the median microseconds per call as the last
+ * line, for each backend; bad options are usage errors. */
+static void test_bench(void **state)
+{
+    (void)state;
+    char *spec = write_spec(BASE), *w = base_weights();
+    const char *backends[] = {"tcc", "cc", "aot"};
+    for (int i = 0; i < 3; i++) {
+        cli_result r = cli("bench", spec, "-w", w, "--backend", backends[i], "--min-time", "0", END);
+        assert_status(r, 0);
+        assert_has(r.out, "GFLOP/s");
+        const char *last = strstr(r.out, "median ");
+        if (!last || !strstr(last, " us per call\n") || strchr(strstr(last, "\n") + 1, '\n'))
+            fail_msg("last line is not the median: %s", r.out);
+    }
+    cli_result r = cli("bench", spec, "--random-weights", "--min-time", "0", END);
+    assert_status(r, 0);
+    r = cli("bench", spec, END);
+    assert_status(r, 2);
+    r = cli("bench", spec, "--random-weights", "--backend", "gpu", END);
+    assert_status(r, 2);
+    r = cli("bench", spec, "--random-weights", "--min-time", "soon", END);
+    assert_status(r, 2);
+}
+
 /* --unroll full on a layer above the cap is an error naming --unroll and the cap. */
 static void test_unroll_full_above_cap(void **state)
 {
@@ -1608,6 +1633,7 @@ int main(void)
         T(test_lua_string_rep_is_charged),
         T(test_comment_injection),
         T(test_run_backends),
+        T(test_bench),
         T(test_output_names),
         T(test_directory_in_the_way_keeps_header),
         T(test_activation_objects),

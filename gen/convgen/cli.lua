@@ -23,6 +23,8 @@ commands:
   check SPEC [-w DIR]               validate and print shapes, pads, FLOPs, sizes
   run SPEC -w DIR -i IN.npy -o OUT.npy
                                     compile in-process with libtcc and run
+  bench SPEC [-w DIR | --random-weights] [--backend tcc|cc|aot]
+                                    time one layer; last line: median us per call
   help COMMAND                      the options of a command
 
 SPEC is a Keras layer JSON (keras.layers.serialize) or a Lua spec (.lua).
@@ -73,6 +75,22 @@ options:
                            the system C compiler ($CC, default cc) and dlopen
   --input-shape DIMS, --keras-version 2|3    as for generate
 ]],
+  bench = [[
+usage: convgen bench SPEC [-w DIR | --random-weights] [--backend tcc|cc|aot] [--min-time S]
+
+Times one layer, batch 1, and prints its figures; the last line is the
+median microseconds per call. A program that prints, never a test.
+
+options:
+  -w, --weights DIR        weights directory (see convgen generate --help)
+  --random-weights         uniform random weights instead
+  --backend B              tcc: in-process libtcc, scalar code (default);
+                           cc: the system compiler, native target;
+                           aot: the same code convgen generate --target native
+                           writes, built with cc -O2 -march=native
+  --min-time S             time calls for at least S seconds (default 1)
+  --input-shape DIMS, --keras-version 2|3    as for generate
+]],
 }
 
 -- Options per command: flag -> { key, takes_value }
@@ -89,6 +107,12 @@ local OPTIONS = {
     ["-w"] = { "weights_dir", true }, ["--weights"] = { "weights_dir", true },
     ["--input-shape"] = { "input_shape", true }, ["--keras-version"] = { "keras_version", true },
     ["--unroll"] = { "unroll", true }, ["--target"] = { "target", true },
+  },
+  bench = {
+    ["-w"] = { "weights_dir", true }, ["--weights"] = { "weights_dir", true },
+    ["--random-weights"] = { "random_weights", false }, ["--backend"] = { "backend", true },
+    ["--min-time"] = { "min_time", true },
+    ["--input-shape"] = { "input_shape", true }, ["--keras-version"] = { "keras_version", true },
   },
   run = {
     ["-w"] = { "weights_dir", true }, ["--weights"] = { "weights_dir", true },
@@ -283,6 +307,42 @@ function commands.run(opts)
   ok, err = native.write_npy(opts.output, output)
   if not ok then diag:error_in(opts.output, "cannot write output: " .. err, "-o") end
   diag:check()
+  return diag
+end
+
+-- bench: time one layer
+function commands.bench(opts)
+  local backend = opts.backend or "tcc"
+  if backend ~= "tcc" and backend ~= "cc" and backend ~= "aot" then
+    usage_error("bench", "--backend must be tcc, cc or aot")
+  end
+  if not opts.weights_dir == not opts.random_weights then
+    usage_error("bench", "give -w DIR or --random-weights")
+  end
+  local min_time = tonumber(opts.min_time or "1")
+  if not min_time or min_time < 0 or min_time > 3600 then usage_error("bench", "--min-time expects seconds") end
+  opts.weights_at_runtime, opts.standalone = true, true
+  opts.target = backend == "tcc" and "scalar" or "native"
+  local result = api.generate(opts)
+  local ir, diag = result.ir, result.diag
+  local tensors = result.tensors
+  if not tensors then
+    tensors = {}
+    for i, w in ipairs(ir.weights) do
+      tensors[i] = native.random_tensor(w.shape, i)
+    end
+  end
+  local plan = result.plan
+  local packed = plan.simd and plan.simd.packed and plan.simd.packed.size or 0
+  local seconds, calls = native.bench(result.c, result.name, plan.in_size, plan.out_size, tensors,
+    backend == "tcc" and "tcc" or "cc", min_time, packed)
+  if not seconds then diag:fail(calls, "--backend") end
+  local flops = 2 * ir.macs
+  stdout:write(format("%s %s, batch 1, backend %s (target %s): %d calls\n", ir.class_name,
+    "[" .. concat(ir.input_shape, ", ") .. "] -> [" .. concat(ir.output_shape, ", ") .. "]",
+    backend, plan.target, calls))
+  stdout:write(format("%.2f GFLOP/s\n", flops / seconds * 1e-9))
+  stdout:write(format("median %.2f us per call\n", seconds * 1e6))
   return diag
 end
 
