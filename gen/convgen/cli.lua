@@ -316,7 +316,7 @@ function commands.bench(opts)
   if backend ~= "tcc" and backend ~= "cc" and backend ~= "aot" then
     usage_error("bench", "--backend must be tcc, cc or aot")
   end
-  if not opts.weights_dir == not opts.random_weights then
+  if (opts.weights_dir ~= nil) == (opts.random_weights ~= nil) then
     usage_error("bench", "give -w DIR or --random-weights")
   end
   local min_time = tonumber(opts.min_time or "1")
