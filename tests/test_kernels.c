@@ -420,8 +420,14 @@ static int teardown(void **state)
 }
 
 /* Runs one compiled variant on guarded buffers and compares it with want. */
-static void run_and_compare(const kernel_case *c, void *fn_address, void *pack_address, const char *compiler,
-                            const float *input, long in_n, const float *want, long out_n)
+static void check_output(const kernel_case *c, const char *compiler, const float *out, const float *in,
+                         const float *input, long in_n, const float *want, long out_n);
+
+typedef void (*rows_baked_fn)(const float *input, float *output, int first, int count);
+typedef void (*rows_runtime_fn)(const float *input, float *output, const float *const weights[], int first, int count);
+
+static void run_and_compare(const kernel_case *c, void *fn_address, void *rows_address, void *pack_address,
+                            const char *compiler, const float *input, long in_n, const float *want, long out_n)
 {
     float *out = malloc((size_t)(out_n + 2 * GUARD) * sizeof(float));
     float *in = malloc((size_t)in_n * sizeof(float));
@@ -450,6 +456,39 @@ static void run_and_compare(const kernel_case *c, void *fn_address, void *pack_a
         memcpy(&fn, &fn_address, sizeof fn);
         fn(in, out + GUARD, c->batch, w);
     }
+    check_output(c, compiler, out, in, input, in_n, want, out_n);
+
+    /* The row entry point, in three uneven ranges as threads would run them. */
+    int oh, ow, oc;
+    ref_output_shape(&c->layer, &oh, &ow, &oc);
+    int rows = c->batch * (strcmp(c->unroll, "full") == 0 ? 1 : oh);
+    int cut1 = rows / 3, cut2 = rows - rows / 4;
+    int first[3] = {0, cut1, cut2}, count[3] = {cut1, cut2 - cut1, rows - cut2};
+    for (long i = 0; i < out_n + 2 * GUARD; i++)
+        out[i] = NAN;
+    for (int k = 2; k >= 0; k--) { /* out of order, as threads may finish */
+        if (c->baked) {
+            rows_baked_fn fn;
+            memcpy(&fn, &rows_address, sizeof fn);
+            fn(in, out + GUARD, first[k], count[k]);
+        } else {
+            rows_runtime_fn fn;
+            memcpy(&fn, &rows_address, sizeof fn);
+            fn(in, out + GUARD, w, first[k], count[k]);
+        }
+    }
+    char label[64];
+    snprintf(label, sizeof label, "%s, by rows", compiler);
+    check_output(c, label, out, in, input, in_n, want, out_n);
+    free(out);
+    free(in);
+    free(packed);
+}
+
+/* Guard margins untouched, input unchanged, output within tolerance. */
+static void check_output(const kernel_case *c, const char *compiler, const float *out, const float *in,
+                         const float *input, long in_n, const float *want, long out_n)
+{
     for (int i = 0; i < GUARD; i++) {
         if (!isnan(out[i]) || !isnan(out[GUARD + out_n + i]))
             fail_msg("%s (%s): wrote outside the output buffer", c->name, compiler);
@@ -460,9 +499,6 @@ static void run_and_compare(const kernel_case *c, void *fn_address, void *pack_a
     if (bad >= 0)
         fail_msg("%s (%s): output[%ld] = %.9g, reference %.9g (of %ld)", c->name, compiler, bad,
                  (double)out[GUARD + bad], (double)want[bad], out_n);
-    free(out);
-    free(in);
-    free(packed);
 }
 
 /* One case: libtcc and gcc builds both match the reference. */
@@ -488,7 +524,11 @@ static void test_case(void **state)
             fail_msg("%s: libtcc rejected the source:\n%s", c->name, err);
         address = convgen__jit_symbol(jit, c->symbol);
         assert_non_null(address);
-        run_and_compare(c, address, NULL, "tcc", input, in_n, want, out_n);
+        char rows_name[64];
+        snprintf(rows_name, sizeof rows_name, "%s_rows", c->symbol);
+        void *rows = convgen__jit_symbol(jit, rows_name);
+        assert_non_null(rows);
+        run_and_compare(c, address, rows, NULL, "tcc", input, in_n, want, out_n);
         convgen__jit_free(jit);
     }
 
@@ -496,9 +536,12 @@ static void test_case(void **state)
         fail_msg("gcc failed on the generated cases:\n%.4000s", gcc_log ? gcc_log : "");
     address = dlsym(gcc_handle, c->symbol);
     assert_non_null(address);
-    char pack_name[64];
+    char pack_name[64], rows_name[64];
     snprintf(pack_name, sizeof pack_name, "%s_pack", c->symbol);
-    run_and_compare(c, address, dlsym(gcc_handle, pack_name), "gcc", input, in_n, want, out_n);
+    snprintf(rows_name, sizeof rows_name, "%s_rows", c->symbol);
+    void *rows = dlsym(gcc_handle, rows_name);
+    assert_non_null(rows);
+    run_and_compare(c, address, rows, dlsym(gcc_handle, pack_name), "gcc", input, in_n, want, out_n);
     free(input);
     free(want);
 }

@@ -303,7 +303,16 @@ function M.emit(ir, p, tensors, info)
     params = params .. ", const float *const weights[]"
     proto_params = proto_params .. ", const float *const weights[]"
   end
+  local rows_params = "const float *restrict input, float *restrict output"
+  local rows_proto = "const float *input, float *output"
+  if at_runtime then
+    rows_params = rows_params .. ", const float *const weights[]"
+    rows_proto = rows_proto .. ", const float *const weights[]"
+  end
   local ctx = {
+    rows_signature = format("void %s_rows(%s, int first, int count)", name, rows_params),
+    rows_prototype = format("void %s_rows(%s, int first, int count)", name, rows_proto),
+    rows_per_item = p.unroll == "full" and 1 or ir.out_h,
     name = name, NAME = name:upper(),
     header_name = info.h_file:match("[^/]*$"), standalone = info.standalone and true or false,
     -- compilers predefine __PTRDIFF_TYPE__; standalone builds include no headers

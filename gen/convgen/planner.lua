@@ -94,7 +94,13 @@ function M.plan(ir, options)
   if ir.activation ~= "linear" and p.act.axis_pass then
     -- Keras applies softmax to the last axis of the output tensor.
     local last = ir.channels_first and ir.out_w or ir.out_c
-    p.axis_pass = { kind = p.act.axis_pass, length = last, count = p.out_size // last }
+    -- per output row: channels_last, the row's pixels; channels_first, one
+    -- vector along the width per channel
+    p.axis_pass = {
+      kind = p.act.axis_pass, length = last, count = p.out_size // last,
+      row_count = ir.channels_first and ir.out_c or ir.out_w,
+      row_stride = ir.channels_first and p.out_stride.c or p.out_stride.w,
+    }
   end
 
   if p.unroll == "full" then

@@ -2,7 +2,7 @@
 -- A line whose first non-blank character is `$` (not `${`) is Lua code;
 -- every other line is text in which `${expr}` is replaced by the value of expr.
 -- Templates see only the context they are given, plus `ipairs`, `pairs`,
--- `string`, `math`, `table` and `tostring`; reading an undefined name is an error.
+-- `string`, `math`, `table`, `tostring` and `type`; reading an undefined name is an error.
 local native = require("convgen.native")
 
 local M = {}
@@ -39,7 +39,7 @@ end
 
 -- What every template may use besides its context; any other name is an error.
 local BASE = setmetatable({ ipairs = ipairs, pairs = pairs, string = string, math = math,
-                            table = table, tostring = tostring }, {
+                            table = table, tostring = tostring, type = type }, {
   __index = function(_, k) error(format("template: undefined name '%s'", k), 2) end,
 })
 
