@@ -6,7 +6,9 @@
  * oneDNN and XNNPACK run the same layer in the same run. Every output is
  * checked against the naive reference. It prints per layer GFLOP/s, % of the
  * peak measured at start, the ratio to the faster peer, then the geometric
- * mean of the ratios. It prints figures; it is not a test. Medians throughout.
+ * mean of the ratios, and the speed-up of convgen's kernel with its rows split
+ * over a pool of 2 threads (the peers stay on one). It prints figures; it is
+ * not a test. Medians throughout.
  *
  *     build/bench/bench [--min-time S] [--only SUBSTRING]
  */
@@ -132,8 +134,11 @@ int main(int argc, char **argv)
     printf("measured fp32 FMA peak, one core: %.1f GFLOP/s\n", peak);
     printf("convgen: generated C (avx2 target) built with $CC (default cc) -O2 -march=native\n");
     printf("peers: oneDNN (libdnnl-dev, bias + ReLU post-op), XNNPACK (libxnnpack-dev, ReLU clamp); GFLOP/s\n");
-    printf("%-29s %8s %6s %8s %8s %8s %6s\n", "layer (NHWC, batch 1)", "convgen", "%peak", "oneDNN", "XNNPACK",
-           "vs best", "check");
+    printf("%-29s %8s %6s %8s %8s %8s %6s %8s\n", "layer (NHWC, batch 1)", "convgen", "%peak", "oneDNN",
+           "XNNPACK", "vs best", "check", "2 thr.");
+    convgen_pool *pool;
+    if (convgen_pool_create(2, &pool) != CONVGEN_OK)
+        return 1;
 
     convgen_context *ctx;
     convgen_context_create(&ctx);
@@ -182,6 +187,17 @@ int main(int argc, char **argv)
         }
         qsort(t, (size_t)n, sizeof t[0], compare);
         double ours = t[n / 2], dnnl = 0.0, xnn = 0.0;
+        /* the same kernel with its rows split over a pool of 2 threads */
+        n = 0;
+        convgen_kernel_run_pool(k, pool, in, got, 1);
+        start = now();
+        while (n < 1000 && (n < 5 || now() - start < min_time)) {
+            double t0 = now();
+            convgen_kernel_run_pool(k, pool, in, got, 1);
+            t[n++] = now() - t0;
+        }
+        qsort(t, (size_t)n, sizeof t[0], compare);
+        double two = t[n / 2];
         int dnnl_ok = onednn_run(&l, (const float *const *)w, in, peer, min_time, &dnnl, msg, sizeof msg) == 0;
         if (!dnnl_ok)
             fprintf(stderr, "%s: %s\n", s->name, msg);
@@ -199,9 +215,10 @@ int main(int argc, char **argv)
         if (xnn_ok && (!dnnl_ok || xnn < best))
             best = xnn;
         double ratio = best > 0.0 ? best / ours : 0.0;
-        printf("%-29s %8.2f %5.1f%% %8.2f %8.2f %7.2fx %6s\n", s->name, flops / ours * 1e-9,
+        printf("%-29s %8.2f %5.1f%% %8.2f %8.2f %7.2fx %6s %7.2fx\n", s->name, flops / ours * 1e-9,
                100.0 * flops / ours * 1e-9 / peak, dnnl_ok ? flops / dnnl * 1e-9 : 0.0,
-               xnn_ok ? flops / xnn * 1e-9 : 0.0, ratio, ok && peers_match ? "ok" : ok ? "peer?" : "WRONG");
+               xnn_ok ? flops / xnn * 1e-9 : 0.0, ratio, ok && peers_match ? "ok" : ok ? "peer?" : "WRONG",
+               ours / two);
         fflush(stdout);
         failures += !ok;
         if (best > 0.0) {
@@ -218,6 +235,7 @@ int main(int argc, char **argv)
     }
     if (counted)
         printf("geometric mean of convgen / best peer over %d layers: %.2fx\n", counted, exp(log_ratio_sum / counted));
+    convgen_pool_destroy(pool);
     convgen_context_destroy(ctx);
     return failures ? 1 : 0;
 }

@@ -132,6 +132,30 @@ size_t convgen_kernel_output_size(const convgen_kernel *kernel);
 int convgen_kernel_input_shape(const convgen_kernel *kernel, long *dims, int max_dims);
 int convgen_kernel_output_shape(const convgen_kernel *kernel, long *dims, int max_dims);
 
+/* Rows of one batch item (see convgen_kernel_run_rows). */
+size_t convgen_kernel_rows_per_item(const convgen_kernel *kernel);
+
+/* Computes rows [first, first + count) of a batch of batch *
+ * convgen_kernel_rows_per_item rows: for a caller's own thread pool, which
+ * may run disjoint ranges at once; together they equal convgen_kernel_run. */
+convgen_status convgen_kernel_run_rows(const convgen_kernel *kernel, const float *input, float *output, int first,
+                                       int count);
+
+/* A small pool of threads that splits a kernel's rows among them. */
+typedef struct convgen_pool convgen_pool;
+
+/* Creates a pool of `threads` threads in all, the calling thread included
+ * (threads - 1 workers are started). */
+convgen_status convgen_pool_create(int threads, convgen_pool **out);
+
+/* Stops the workers and frees the pool; accepts NULL. */
+void convgen_pool_destroy(convgen_pool *pool);
+
+/* convgen_kernel_run with the rows split evenly across the pool's threads.
+ * Calls on one pool are serialized; use one pool per calling thread for more. */
+convgen_status convgen_kernel_run_pool(const convgen_kernel *kernel, convgen_pool *pool, const float *input,
+                                       float *output, int batch);
+
 /* Releases one reference to a kernel; its code is freed with the last one.
  * Accepts NULL. */
 void convgen_kernel_destroy(convgen_kernel *kernel);

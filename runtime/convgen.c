@@ -29,6 +29,8 @@ typedef struct layer_code {
     size_t in_size, out_size;
     int num_weights;
     size_t weight_count[MAX_WEIGHTS];
+    void (*rows)(const float *input, float *output, const float *const weights[], int first, int count);
+    size_t rows_per_item;
     size_t packed_size; /* > 0: the code also reads weights[num_weights], made by pack */
     void (*pack)(const float *const weights[], float *packed);
     char weights_text[512]; /* "kernel (3, 3, 3, 4), bias (4,)" for messages */
@@ -247,6 +249,164 @@ convgen_status convgen_kernel_run(const convgen_kernel *k, const float *input, f
     return CONVGEN_OK;
 }
 
+size_t convgen_kernel_rows_per_item(const convgen_kernel *k)
+{
+    return k ? k->code->rows_per_item : 0;
+}
+
+convgen_status convgen_kernel_run_rows(const convgen_kernel *k, const float *input, float *output, int first,
+                                       int count)
+{
+    if (!k || !input || !output || first < 0 || count < 0)
+        return CONVGEN_ERROR_ARGUMENT;
+    k->code->rows(input, output, (const float *const *)k->weights, first, count);
+    return CONVGEN_OK;
+}
+
+/* ------------------------------------------------------------------------
+ * The thread pool: workers wait for a job, each takes its share of the rows.
+ */
+struct convgen_pool {
+    pthread_mutex_t lock;  /* guards everything below */
+    pthread_cond_t wake;   /* a new job, or stop */
+    pthread_cond_t done;   /* a worker finished its share */
+    pthread_mutex_t calls; /* one convgen_kernel_run_pool at a time */
+    pthread_t *workers;
+    int threads, started, stop;
+    unsigned long job;     /* incremented per job */
+    int pending;           /* workers still busy with the current job */
+    const convgen_kernel *kernel;
+    const float *input;
+    float *output;
+    int rows;
+};
+
+/* Rows of share i of n (the caller is share 0). */
+static void pool_share(const convgen_pool *pool, int i, int *first, int *count)
+{
+    int base = pool->rows / pool->threads, extra = pool->rows % pool->threads;
+    *first = i * base + (i < extra ? i : extra);
+    *count = base + (i < extra);
+}
+
+struct worker_arg {
+    convgen_pool *pool;
+    int index;
+};
+
+static void *pool_worker(void *p)
+{
+    struct worker_arg *arg = p;
+    convgen_pool *pool = arg->pool;
+    int index = arg->index;
+    free(arg);
+    unsigned long seen = 0;
+    pthread_mutex_lock(&pool->lock);
+    for (;;) {
+        while (!pool->stop && pool->job == seen)
+            pthread_cond_wait(&pool->wake, &pool->lock);
+        if (pool->stop)
+            break;
+        seen = pool->job;
+        int first, count;
+        pool_share(pool, index, &first, &count);
+        const convgen_kernel *k = pool->kernel;
+        const float *input = pool->input;
+        float *output = pool->output;
+        pthread_mutex_unlock(&pool->lock);
+        if (count > 0)
+            k->code->rows(input, output, (const float *const *)k->weights, first, count);
+        pthread_mutex_lock(&pool->lock);
+        if (--pool->pending == 0)
+            pthread_cond_signal(&pool->done);
+    }
+    pthread_mutex_unlock(&pool->lock);
+    return NULL;
+}
+
+void convgen_pool_destroy(convgen_pool *pool)
+{
+    if (!pool)
+        return;
+    pthread_mutex_lock(&pool->lock);
+    pool->stop = 1;
+    pthread_cond_broadcast(&pool->wake);
+    pthread_mutex_unlock(&pool->lock);
+    for (int i = 0; i < pool->started; i++)
+        pthread_join(pool->workers[i], NULL);
+    pthread_cond_destroy(&pool->wake);
+    pthread_cond_destroy(&pool->done);
+    pthread_mutex_destroy(&pool->lock);
+    pthread_mutex_destroy(&pool->calls);
+    free(pool->workers);
+    free(pool);
+}
+
+convgen_status convgen_pool_create(int threads, convgen_pool **out)
+{
+    if (!out || threads < 1 || threads > 1024)
+        return CONVGEN_ERROR_ARGUMENT;
+    convgen_pool *pool = calloc(1, sizeof *pool);
+    if (!pool)
+        return CONVGEN_ERROR_MEMORY;
+    pool->threads = threads;
+    pool->workers = calloc((size_t)threads, sizeof *pool->workers);
+    if (!pool->workers || pthread_mutex_init(&pool->lock, NULL) != 0 || pthread_mutex_init(&pool->calls, NULL) != 0 ||
+        pthread_cond_init(&pool->wake, NULL) != 0 || pthread_cond_init(&pool->done, NULL) != 0) {
+        free(pool->workers);
+        free(pool);
+        return CONVGEN_ERROR_SYSTEM;
+    }
+    for (int i = 1; i < threads; i++) {
+        struct worker_arg *arg = malloc(sizeof *arg);
+        if (!arg)
+            break;
+        arg->pool = pool;
+        arg->index = i;
+        if (pthread_create(&pool->workers[pool->started], NULL, pool_worker, arg) != 0) {
+            free(arg);
+            break;
+        }
+        pool->started++;
+    }
+    if (pool->started != threads - 1) {
+        convgen_pool_destroy(pool);
+        return CONVGEN_ERROR_SYSTEM;
+    }
+    *out = pool;
+    return CONVGEN_OK;
+}
+
+convgen_status convgen_kernel_run_pool(const convgen_kernel *k, convgen_pool *pool, const float *input,
+                                       float *output, int batch)
+{
+    if (!k || !pool || !input || !output || batch < 0)
+        return CONVGEN_ERROR_ARGUMENT;
+    size_t rows = (size_t)batch * k->code->rows_per_item;
+    if (rows > 0x7fffffff)
+        return CONVGEN_ERROR_ARGUMENT;
+    pthread_mutex_lock(&pool->calls);
+    pthread_mutex_lock(&pool->lock);
+    pool->kernel = k;
+    pool->input = input;
+    pool->output = output;
+    pool->rows = (int)rows;
+    pool->pending = pool->threads - 1;
+    pool->job++;
+    pthread_cond_broadcast(&pool->wake);
+    int first, count;
+    pool_share(pool, 0, &first, &count);
+    pthread_mutex_unlock(&pool->lock);
+    if (count > 0)
+        k->code->rows(input, output, (const float *const *)k->weights, first, count);
+    pthread_mutex_lock(&pool->lock);
+    while (pool->pending > 0)
+        pthread_cond_wait(&pool->done, &pool->lock);
+    pthread_mutex_unlock(&pool->lock);
+    pthread_mutex_unlock(&pool->calls);
+    return CONVGEN_OK;
+}
+
 size_t convgen_kernel_input_size(const convgen_kernel *k)
 {
     return k ? k->code->in_size : 0;
@@ -449,7 +609,9 @@ static convgen_status build_code(lua_State *L, int backend, layer_code **out, ch
     lua_pop(L, 2);
     lua_getfield(L, -1, "packed_size");
     code->packed_size = (size_t)lua_tointeger(L, -1);
-    lua_pop(L, 1);
+    lua_getfield(L, -2, "rows_per_item");
+    code->rows_per_item = (size_t)lua_tointeger(L, -1);
+    lua_pop(L, 2);
     lua_getfield(L, -1, "weights");
     code->num_weights = (int)luaL_len(L, -1);
     if (code->num_weights + (code->packed_size > 0) > MAX_WEIGHTS) {
@@ -486,6 +648,13 @@ static convgen_status build_code(lua_State *L, int backend, layer_code **out, ch
     }
     void *address = convgen__code_function(code->code);
     memcpy(&code->fn, &address, sizeof code->fn);
+    void *rows = convgen__code_symbol(code->code, "convgen_layer_rows");
+    if (!rows) {
+        convgen__code_free(code->code);
+        free(code);
+        return fail(CONVGEN_ERROR_COMPILE, message, size, label, "backend", "the code has no row entry point");
+    }
+    memcpy(&code->rows, &rows, sizeof code->rows);
     if (code->packed_size) {
         void *pack = convgen__code_symbol(code->code, "convgen_layer_pack");
         if (!pack) {

@@ -280,6 +280,44 @@ static void test_cache(void **state)
     example_free(e);
 }
 
+/* The row entry point in pieces, and pools of 1 to 3 threads, give Keras's output. */
+static void test_rows_and_pool(void **state)
+{
+    (void)state;
+    example *e = example_load();
+    convgen_context *ctx;
+    convgen_context_create(&ctx);
+    for (int b = 0; b < 2; b++) {
+        convgen_spec spec = example_spec(e);
+        spec.backend = b ? CONVGEN_BACKEND_CC : CONVGEN_BACKEND_TCC;
+        convgen_kernel *k;
+        char msg[1024];
+        assert_int_equal(convgen_compile(ctx, &spec, &k, msg, sizeof msg), CONVGEN_OK);
+        assert_int_equal(convgen_kernel_rows_per_item(k), 16);
+        float *out = malloc(e->expected.count * sizeof(float));
+        assert_int_equal(convgen_kernel_run_rows(k, e->input.data, out, 9, 7), CONVGEN_OK);
+        assert_int_equal(convgen_kernel_run_rows(k, e->input.data, out, 0, 9), CONVGEN_OK);
+        assert_true(harness_mismatch(out, e->expected.data, e->expected.count, 1e-4, 2e-5) < 0);
+        for (int threads = 1; threads <= 3; threads++) {
+            convgen_pool *pool;
+            assert_int_equal(convgen_pool_create(threads, &pool), CONVGEN_OK);
+            for (int repeat = 0; repeat < 3; repeat++) {
+                memset(out, 0, e->expected.count * sizeof(float));
+                assert_int_equal(convgen_kernel_run_pool(k, pool, e->input.data, out, 1), CONVGEN_OK);
+                assert_true(harness_mismatch(out, e->expected.data, e->expected.count, 1e-4, 2e-5) < 0);
+            }
+            convgen_pool_destroy(pool);
+        }
+        assert_int_equal(convgen_pool_create(0, NULL), CONVGEN_ERROR_ARGUMENT);
+        assert_int_equal(convgen_kernel_run_rows(k, e->input.data, out, -1, 2), CONVGEN_ERROR_ARGUMENT);
+        convgen_pool_destroy(NULL);
+        free(out);
+        convgen_kernel_destroy(k);
+    }
+    convgen_context_destroy(ctx);
+    example_free(e);
+}
+
 /* ------------------------------------------------------------------------ */
 
 #define THREADS 4
@@ -403,6 +441,7 @@ int main(void)
         cmocka_unit_test(test_missing_compiler),
         cmocka_unit_test(test_cache),
         cmocka_unit_test(test_threads),
+        cmocka_unit_test(test_rows_and_pool),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

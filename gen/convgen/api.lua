@@ -164,6 +164,7 @@ function M.prepare(spec_text, label, input_shape_text, keras_version, weights_di
     input_size = result.plan.in_size, output_size = result.plan.out_size, weights = {},
     -- SIMD strips read a packed copy, made by the generated <name>_pack
     packed_size = result.plan.simd and result.plan.simd.packed and result.plan.simd.packed.size or 0,
+    rows_per_item = result.plan.unroll == "full" and 1 or ir.out_h, -- of the _rows entry point
   }
   for i, w in ipairs(ir.weights) do
     info.weights[i] = { name = w.name, count = w.count, shape = weights.show_shape(w.shape) }
