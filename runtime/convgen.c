@@ -281,6 +281,18 @@ struct convgen_pool {
     int rows;
 };
 
+/* Waiting: spin this many pauses on the shared counters before blocking,
+ * since waking a blocked thread costs tens of microseconds, more than a
+ * small layer's whole run. */
+#define POOL_SPINS 4000
+
+static void pause_cpu(void)
+{
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+    __builtin_ia32_pause();
+#endif
+}
+
 /* Rows of share i of n (the caller is share 0). */
 static void pool_share(const convgen_pool *pool, int i, int *first, int *count)
 {
@@ -301,8 +313,12 @@ static void *pool_worker(void *p)
     int index = arg->index;
     free(arg);
     unsigned long seen = 0;
-    pthread_mutex_lock(&pool->lock);
     for (;;) {
+        for (int i = 0; i < POOL_SPINS && __atomic_load_n(&pool->job, __ATOMIC_ACQUIRE) == seen &&
+                        !__atomic_load_n(&pool->stop, __ATOMIC_ACQUIRE);
+             i++)
+            pause_cpu();
+        pthread_mutex_lock(&pool->lock);
         while (!pool->stop && pool->job == seen)
             pthread_cond_wait(&pool->wake, &pool->lock);
         if (pool->stop)
@@ -317,8 +333,9 @@ static void *pool_worker(void *p)
         if (count > 0)
             k->code->rows(input, output, (const float *const *)k->weights, first, count);
         pthread_mutex_lock(&pool->lock);
-        if (--pool->pending == 0)
+        if (__atomic_sub_fetch(&pool->pending, 1, __ATOMIC_ACQ_REL) == 0)
             pthread_cond_signal(&pool->done);
+        pthread_mutex_unlock(&pool->lock);
     }
     pthread_mutex_unlock(&pool->lock);
     return NULL;
@@ -329,7 +346,7 @@ void convgen_pool_destroy(convgen_pool *pool)
     if (!pool)
         return;
     pthread_mutex_lock(&pool->lock);
-    pool->stop = 1;
+    __atomic_store_n(&pool->stop, 1, __ATOMIC_RELEASE);
     pthread_cond_broadcast(&pool->wake);
     pthread_mutex_unlock(&pool->lock);
     for (int i = 0; i < pool->started; i++)
@@ -385,22 +402,29 @@ convgen_status convgen_kernel_run_pool(const convgen_kernel *k, convgen_pool *po
     size_t rows = (size_t)batch * k->code->rows_per_item;
     if (rows > 0x7fffffff)
         return CONVGEN_ERROR_ARGUMENT;
+    if (rows < (size_t)pool->threads || pool->threads == 1) {
+        /* fewer rows than threads: not worth waking anyone */
+        k->code->rows(input, output, (const float *const *)k->weights, 0, (int)rows);
+        return CONVGEN_OK;
+    }
     pthread_mutex_lock(&pool->calls);
     pthread_mutex_lock(&pool->lock);
     pool->kernel = k;
     pool->input = input;
     pool->output = output;
     pool->rows = (int)rows;
-    pool->pending = pool->threads - 1;
-    pool->job++;
+    __atomic_store_n(&pool->pending, pool->threads - 1, __ATOMIC_RELEASE);
+    __atomic_add_fetch(&pool->job, 1, __ATOMIC_ACQ_REL);
     pthread_cond_broadcast(&pool->wake);
     int first, count;
     pool_share(pool, 0, &first, &count);
     pthread_mutex_unlock(&pool->lock);
     if (count > 0)
         k->code->rows(input, output, (const float *const *)k->weights, first, count);
+    for (int i = 0; i < POOL_SPINS && __atomic_load_n(&pool->pending, __ATOMIC_ACQUIRE) > 0; i++)
+        pause_cpu();
     pthread_mutex_lock(&pool->lock);
-    while (pool->pending > 0)
+    while (__atomic_load_n(&pool->pending, __ATOMIC_ACQUIRE) > 0)
         pthread_cond_wait(&pool->done, &pool->lock);
     pthread_mutex_unlock(&pool->lock);
     pthread_mutex_unlock(&pool->calls);
