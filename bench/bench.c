@@ -13,6 +13,7 @@
  *     build/bench/bench [--min-time S] [--only SUBSTRING]
  */
 #define _POSIX_C_SOURCE 200809L
+#include "common.h"
 #include "convgen.h"
 #include "harness.h"
 #include "peer_onednn.h"
@@ -56,19 +57,6 @@ static const suite_layer SUITE[] = {
     {"conv 3x3 32x32x3->16", REF_CONV, 2, 32, 32, 3, 3, 1, 1, 16, 1, "same"},
     {"dw 3x3 16x16x16", REF_DEPTHWISE, 2, 16, 16, 16, 3, 1, 1, 0, 1, "same"},
 };
-
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-
-static int compare(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 static ref_layer to_ref(const suite_layer *s)
 {
@@ -179,25 +167,23 @@ int main(int argc, char **argv)
         double t[1000];
         int n = 0;
         convgen_kernel_run(k, in, got, 1);
-        double start = now();
-        while (n < 1000 && (n < 5 || now() - start < min_time)) {
-            double t0 = now();
+        double start = bench_now();
+        while (n < 1000 && (n < 5 || bench_now() - start < min_time)) {
+            double t0 = bench_now();
             convgen_kernel_run(k, in, got, 1);
-            t[n++] = now() - t0;
+            t[n++] = bench_now() - t0;
         }
-        qsort(t, (size_t)n, sizeof t[0], compare);
-        double ours = t[n / 2], dnnl = 0.0, xnn = 0.0;
+        double ours = bench_median(t, n), dnnl = 0.0, xnn = 0.0;
         /* the same kernel with its rows split over a pool of 2 threads */
         n = 0;
         convgen_kernel_run_pool(k, pool, in, got, 1);
-        start = now();
-        while (n < 1000 && (n < 5 || now() - start < min_time)) {
-            double t0 = now();
+        start = bench_now();
+        while (n < 1000 && (n < 5 || bench_now() - start < min_time)) {
+            double t0 = bench_now();
             convgen_kernel_run_pool(k, pool, in, got, 1);
-            t[n++] = now() - t0;
+            t[n++] = bench_now() - t0;
         }
-        qsort(t, (size_t)n, sizeof t[0], compare);
-        double two = t[n / 2];
+        double two = bench_median(t, n);
         int dnnl_ok = onednn_run(&l, (const float *const *)w, in, peer, min_time, &dnnl, msg, sizeof msg) == 0;
         if (!dnnl_ok)
             fprintf(stderr, "%s: %s\n", s->name, msg);

@@ -10,6 +10,7 @@
  *     build/bench/jit_bench [--quick]     (--quick: fewer repetitions, first layers only)
  */
 #define _POSIX_C_SOURCE 200809L
+#include "common.h"
 #include "convgen.h"
 
 #include <stdio.h>
@@ -46,25 +47,6 @@ static const layer SUITE[] = {
     {"conv 3x3 32x32x3->16", "Conv2D", 2, 32, 32, 3, 3, 1, 1, 16, 1, "same"},
     {"dw 3x3 16x16x16", "DepthwiseConv2D", 2, 16, 16, 16, 3, 1, 1, 0, 1, "same"},
 };
-
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-
-static int compare(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, compare);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 static void spec_text(const layer *l, char *buf, size_t n)
 {
@@ -134,27 +116,27 @@ int main(int argc, char **argv)
             int n = b ? (quick ? 1 : 3) : compiles;
             for (int r = 0; r < n; r++) {
                 convgen_kernel *k;
-                double t0 = now();
+                double t0 = bench_now();
                 if (convgen_compile(ctx, &spec, &k, msg, sizeof msg) != CONVGEN_OK) {
                     fprintf(stderr, "%s: %s\n", l->name, msg);
                     return 1;
                 }
-                t[r] = now() - t0;
+                t[r] = bench_now() - t0;
                 if (kernels[b])
                     convgen_kernel_destroy(k);
                 else
                     kernels[b] = k;
             }
-            build[b] = median(t, n);
+            build[b] = bench_median(t, n);
         }
         /* A cached compile: same spec and weights again. */
         convgen_cache_set_limit(ctx, 4);
         spec.backend = CONVGEN_BACKEND_TCC;
         convgen_kernel *k1, *k2;
         convgen_compile(ctx, &spec, &k1, NULL, 0);
-        double t0 = now();
+        double t0 = bench_now();
         convgen_compile(ctx, &spec, &k2, NULL, 0);
-        double cached = now() - t0;
+        double cached = bench_now() - t0;
         convgen_kernel_destroy(k1);
         convgen_kernel_destroy(k2);
         convgen_cache_clear(ctx);
@@ -168,11 +150,11 @@ int main(int argc, char **argv)
             double t[16];
             convgen_kernel_run(kernels[b], in, out, 1); /* warm */
             for (int r = 0; r < runs; r++) {
-                double s0 = now();
+                double s0 = bench_now();
                 convgen_kernel_run(kernels[b], in, out, 1);
-                t[r] = now() - s0;
+                t[r] = bench_now() - s0;
             }
-            run[b] = median(t, runs);
+            run[b] = bench_median(t, runs);
         }
         double flops = 2.0 * macs(l, kernels[0]);
         printf("%-29s %8.2fms %8.1fms %8.4fms %8.2fms %8.2fms %9.2f %9.2f %7.2f\n", l->name, build[0] * 1e3,
@@ -186,7 +168,7 @@ int main(int argc, char **argv)
         free(out);
         free(wbuf);
     }
-    printf("median tcc build over the suite: %.2f ms\n", median(build_tcc_all, nlayers) * 1e3);
+    printf("median tcc build over the suite: %.2f ms\n", bench_median(build_tcc_all, nlayers) * 1e3);
     convgen_context_destroy(ctx);
     return 0;
 }

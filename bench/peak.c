@@ -2,15 +2,9 @@
  * 12 independent chains of 8-lane fused multiply-adds (compiled -mavx2 -mfma). */
 #include "peak.h"
 
-#include <immintrin.h>
-#include <time.h>
+#include "common.h"
 
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
+#include <immintrin.h>
 
 double bench_measure_peak_gflops(void)
 {
@@ -21,7 +15,7 @@ double bench_measure_peak_gflops(void)
         for (int i = 0; i < 12; i++)
             a[i] = _mm256_set1_ps((float)i);
         const long iterations = 20000000;
-        double t0 = now();
+        double t0 = bench_now();
         for (long n = 0; n < iterations; n++) {
             a[0] = _mm256_fmadd_ps(a[0], b, c);
             a[1] = _mm256_fmadd_ps(a[1], b, c);
@@ -36,7 +30,7 @@ double bench_measure_peak_gflops(void)
             a[10] = _mm256_fmadd_ps(a[10], b, c);
             a[11] = _mm256_fmadd_ps(a[11], b, c);
         }
-        double t = now() - t0;
+        double t = bench_now() - t0;
         __m256 sum = a[0];
         for (int i = 1; i < 12; i++)
             sum = _mm256_add_ps(sum, a[i]);

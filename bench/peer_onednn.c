@@ -2,6 +2,7 @@
  * for like: NHWC in and out, batch 1, bias and ReLU fused as a post-op,
  * weights reordered once into the layout oneDNN prefers, outside the timing. */
 #define _POSIX_C_SOURCE 200809L
+#include "common.h"
 #include "peer_onednn.h"
 
 #include <oneapi/dnnl/dnnl.h>
@@ -23,26 +24,6 @@ typedef struct {
     dnnl_primitive_t prim;
     dnnl_memory_t src, weights, bias, dst;
 } conv_step;
-
-/* Keras output size and pads of one axis. */
-static void axis(const char *padding, int in, int k, int s, int d, int *out, int *before, int *after)
-{
-    int ke = (k - 1) * d + 1;
-    if (strcmp(padding, "valid") == 0) {
-        *out = (in - ke) / s + 1;
-        *before = *after = 0;
-    } else if (strcmp(padding, "same") == 0) {
-        *out = (in + s - 1) / s;
-        int total = (*out - 1) * s + ke - in;
-        total = total > 0 ? total : 0;
-        *before = total / 2;
-        *after = total - total / 2;
-    } else { /* causal */
-        *before = (k - 1) * d;
-        *after = 0;
-        *out = (in + *before - ke) / s + 1;
-    }
-}
 
 /* One convolution primitive. w_user is in oihw (groups 1) or goihw. */
 static int make_conv(dnnl_engine_t eng, dnnl_stream_t stream, conv_step *c, int ic, int ih, int iw, int oc, int oh,
@@ -119,19 +100,6 @@ static int run_step(dnnl_stream_t stream, const conv_step *c, char *err, size_t 
     return 0;
 }
 
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-
-static int compare(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 int onednn_run(const ref_layer *l, const float *const *weights, const float *input, float *output, double min_time,
                double *seconds, char *err, size_t err_size)
 {
@@ -144,8 +112,8 @@ int onednn_run(const ref_layer *l, const float *const *weights, const float *inp
     CHECK(dnnl_engine_create(&eng, dnnl_cpu, 0));
     CHECK(dnnl_stream_create(&stream, eng, dnnl_stream_default_flags));
     int oh, ow, ph0, ph1, pw0, pw1;
-    axis(l->rank == 1 ? "valid" : l->padding, l->in_h, l->k_h, l->s_h, l->d_h, &oh, &ph0, &ph1);
-    axis(l->padding, l->in_w, l->k_w, l->s_w, l->d_w, &ow, &pw0, &pw1);
+    bench_keras_axis(l->rank == 1 ? "valid" : l->padding, l->in_h, l->k_h, l->s_h, l->d_h, &oh, &ph0, &ph1);
+    bench_keras_axis(l->padding, l->in_w, l->k_w, l->s_w, l->d_w, &ow, &pw0, &pw1);
     int stride[2] = {l->s_h, l->s_w}, dil[2] = {l->d_h, l->d_w}, pl[2] = {ph0, pw0}, pr[2] = {ph1, pw1};
     int one[2] = {1, 1}, zero[2] = {0, 0};
     int c = l->in_c, dm = l->depth_multiplier, taps = l->k_h * l->k_w;
@@ -193,21 +161,20 @@ int onednn_run(const ref_layer *l, const float *const *weights, const float *inp
         memcpy(src, input, in_bytes);
         double t[1000];
         int n = 0;
-        double start = now();
+        double start = bench_now();
         for (int warm = 0; warm < 2; warm++)
             for (int s = 0; s < nsteps && status == 0; s++)
                 status = run_step(stream, &steps[s], err, err_size);
         dnnl_stream_wait(stream);
-        start = now();
-        while (status == 0 && n < 1000 && (n < 5 || now() - start < min_time)) {
-            double t0 = now();
+        start = bench_now();
+        while (status == 0 && n < 1000 && (n < 5 || bench_now() - start < min_time)) {
+            double t0 = bench_now();
             for (int s = 0; s < nsteps && status == 0; s++)
                 status = run_step(stream, &steps[s], err, err_size);
             dnnl_stream_wait(stream);
-            t[n++] = now() - t0;
+            t[n++] = bench_now() - t0;
         }
-        qsort(t, (size_t)n, sizeof t[0], compare);
-        *seconds = t[n / 2];
+        *seconds = bench_median(t, n);
         void *dst;
         dnnl_memory_get_data_handle(steps[nsteps - 1].dst, &dst);
         int oc = l->kind == REF_DEPTHWISE ? c * dm : l->filters;

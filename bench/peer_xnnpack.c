@@ -2,6 +2,7 @@
  * 2022 snapshot): NHWC, batch 1, no thread pool (one thread), ReLU as the
  * output clamp, weights handed over once in XNNPACK's layout. */
 #define _POSIX_C_SOURCE 200809L
+#include "common.h"
 #include "peer_xnnpack.h"
 
 #include <math.h>
@@ -10,39 +11,6 @@
 #include <string.h>
 #include <time.h>
 #include <xnnpack.h>
-
-/* Keras output size and pads of one axis (as in peer_onednn.c). */
-static void axis(const char *padding, int in, int k, int s, int d, int *out, int *before, int *after)
-{
-    int ke = (k - 1) * d + 1;
-    if (strcmp(padding, "valid") == 0) {
-        *out = (in - ke) / s + 1;
-        *before = *after = 0;
-    } else if (strcmp(padding, "same") == 0) {
-        *out = (in + s - 1) / s;
-        int total = (*out - 1) * s + ke - in;
-        total = total > 0 ? total : 0;
-        *before = total / 2;
-        *after = total - total / 2;
-    } else {
-        *before = (k - 1) * d;
-        *after = 0;
-        *out = (in + *before - ke) / s + 1;
-    }
-}
-
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-
-static int compare(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 int xnnpack_run(const ref_layer *l, const float *const *weights, const float *input, float *output, double min_time,
                 double *seconds, char *err, size_t err_size)
@@ -56,8 +24,8 @@ int xnnpack_run(const ref_layer *l, const float *const *weights, const float *in
         return -1;
     }
     int oh, ow, ph0, ph1, pw0, pw1;
-    axis(l->rank == 1 ? "valid" : l->padding, l->in_h, l->k_h, l->s_h, l->d_h, &oh, &ph0, &ph1);
-    axis(l->padding, l->in_w, l->k_w, l->s_w, l->d_w, &ow, &pw0, &pw1);
+    bench_keras_axis(l->rank == 1 ? "valid" : l->padding, l->in_h, l->k_h, l->s_h, l->d_h, &oh, &ph0, &ph1);
+    bench_keras_axis(l->padding, l->in_w, l->k_w, l->s_w, l->d_w, &ow, &pw0, &pw1);
     int c = l->in_c, dm = l->depth_multiplier, taps = l->k_h * l->k_w;
     int relu = l->activation && strcmp(l->activation, "relu") == 0;
     float lo = relu ? 0.0f : -INFINITY, hi = INFINITY;
@@ -121,15 +89,14 @@ int xnnpack_run(const ref_layer *l, const float *const *weights, const float *in
         int n = 0;
         for (int i = 0; i < nops; i++)
             xnn_run_operator(ops[i], NULL);
-        double start = now();
-        while (n < 1000 && (n < 5 || now() - start < min_time)) {
-            double t0 = now();
+        double start = bench_now();
+        while (n < 1000 && (n < 5 || bench_now() - start < min_time)) {
+            double t0 = bench_now();
             for (int i = 0; i < nops; i++)
                 xnn_run_operator(ops[i], NULL);
-            t[n++] = now() - t0;
+            t[n++] = bench_now() - t0;
         }
-        qsort(t, (size_t)n, sizeof t[0], compare);
-        *seconds = t[n / 2];
+        *seconds = bench_median(t, n);
     }
     for (int i = 0; i < nops; i++)
         if (ops[i])
