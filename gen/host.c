@@ -357,9 +357,10 @@ static int l_template(lua_State *L)
  */
 typedef void (*layer_fn)(const float *input, float *output, int batch, const float *const weights[]);
 
-/* native.jit_run(source, symbol, input, output_shape, weights, backend) -> tensor | nil, message
+/* native.jit_run(source, symbol, input, output_shape, weights, backend, packed_size) -> tensor | nil, message
  * Compiles with backend "tcc" or "cc" and runs once; the function must take
- * weights at run time; batch is input's first axis. */
+ * weights at run time (packed by symbol_pack when packed_size > 0); batch is
+ * input's first axis. */
 static int l_jit_run(lua_State *L)
 {
     const char *source = luaL_checkstring(L, 1);
@@ -393,10 +394,29 @@ static int l_jit_run(lua_State *L)
         convgen__code_free(code);
         return luaL_error(L, "out of memory");
     }
+    lua_Integer packed_size = luaL_optinteger(L, 7, 0);
+    float *packed = NULL;
+    if (packed_size > 0) {
+        char pack_name[256];
+        snprintf(pack_name, sizeof pack_name, "%s_pack", symbol);
+        void *pack_address = convgen__code_symbol(code, pack_name);
+        packed = malloc((size_t)packed_size * sizeof(float));
+        if (!pack_address || !packed || nweights >= 8) {
+            free(packed);
+            free(out.data);
+            convgen__code_free(code);
+            return luaL_error(L, "cannot pack the weights");
+        }
+        void (*pack)(const float *const *, float *);
+        memcpy(&pack, &pack_address, sizeof pack);
+        pack(weights, packed);
+        weights[nweights] = packed;
+    }
     void *address = convgen__code_function(code);
     layer_fn fn;
     memcpy(&fn, &address, sizeof fn);
     fn(in->a.data, out.data, (int)in->a.shape[0], weights);
+    free(packed);
     convgen__code_free(code);
     push_tensor(L, &out);
     return 1;

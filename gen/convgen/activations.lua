@@ -32,8 +32,8 @@ local TABLE = {
   leaky_relu = { expr = "(v > 0.0f ? v : 0.2f * v)" },
   exponential = { expr = "expf(v)", needs = { "expf" } },
   mish = { expr = "(v * tanhf(" .. SOFTPLUS .. "))", needs = { "tanhf", "expf", "log1pf" } },
-  softmax = { expr = "v", axis_pass = "softmax", needs = { "expf" } },
-  log_softmax = { expr = "v", axis_pass = "log_softmax", needs = { "expf", "logf" } },
+  softmax = { expr = "v", avx2 = "v", axis_pass = "softmax", needs = { "expf" } },
+  log_softmax = { expr = "v", avx2 = "v", axis_pass = "log_softmax", needs = { "expf", "logf" } },
 }
 
 -- tf.keras (Keras 2) forms that differ from Keras 3.

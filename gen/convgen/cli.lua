@@ -71,8 +71,9 @@ options:
   -w, --weights DIR        weights directory (see convgen generate --help)
   -i, --input FILE.npy     input, float32 or float64
   -o, --output FILE.npy    where to write the output
-  --backend tcc|cc         compile in-process with libtcc (default), or with
-                           the system C compiler ($CC, default cc) and dlopen
+  --backend tcc|cc         compile in-process with libtcc (default, scalar
+                           code), or the native target with the system C
+                           compiler ($CC, default cc) and dlopen
   --input-shape DIMS, --keras-version 2|3    as for generate
 ]],
   bench = [[
@@ -85,9 +86,8 @@ options:
   -w, --weights DIR        weights directory (see convgen generate --help)
   --random-weights         uniform random weights instead
   --backend B              tcc: in-process libtcc, scalar code (default);
-                           cc: the system compiler, native target;
-                           aot: the same code convgen generate --target native
-                           writes, built with cc -O2 -march=native
+                           cc or aot (the same): the native target built by
+                           the system compiler, weights passed at run time
   --min-time S             time calls for at least S seconds (default 1)
   --input-shape DIMS, --keras-version 2|3    as for generate
 ]],
@@ -283,6 +283,7 @@ function commands.run(opts)
   local backend = opts.backend or "tcc"
   if backend ~= "tcc" and backend ~= "cc" then usage_error("run", "--backend must be tcc or cc") end
   opts.weights_at_runtime, opts.standalone = true, true
+  opts.target = backend == "cc" and "native" or "scalar" -- tcc compiles no SIMD intrinsics
   local result = api.generate(opts)
   local ir, diag = result.ir, result.diag
   local input, err = native.read_npy(opts.input)
@@ -301,7 +302,9 @@ function commands.run(opts)
   local out_shape = { batch, table.unpack(ir.output_shape) }
   if not batched then input = input:reshaped({ 1, table.unpack(want) }) end
   local output
-  output, err = native.jit_run(result.c, result.name, input, out_shape, result.tensors, backend)
+  local plan = result.plan
+  local packed = plan.simd and plan.simd.packed and plan.simd.packed.size or 0
+  output, err = native.jit_run(result.c, result.name, input, out_shape, result.tensors, backend, packed)
   if not output then diag:fail(err, "--backend") end
   local ok
   ok, err = native.write_npy(opts.output, output)

@@ -273,6 +273,7 @@ packed_weights = function(ir, p, tensors, at_runtime, ctx)
     ctx.wlocals[#ctx.wlocals + 1] = format("const float *restrict %s = weights[%d];", packed.name, #ir.weights)
     ctx.pack_function = template.render("templates/pack.c.in", {
       name = ctx.name, NAME = ctx.NAME, packed = packed, source_index = source_index - 1, blocks = p.simd.blocks,
+      ptrdiff = ctx.ptrdiff,
     }):gsub("\n$", "")
   else
     ctx.wlocals[#ctx.wlocals + 1] = format("const float *restrict %s = %s__%s;", packed.name, ctx.name, packed.name)

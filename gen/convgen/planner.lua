@@ -170,7 +170,8 @@ function M.plan(ir, options)
   local dense = ir.op == "conv" and ir.groups == 1
   local separable = ir.op == "separable"
   -- Depthwise with one multiplier: vectors over channels, MR x 16 tiles.
-  local depthwise = ir.op == "depthwise" and ir.depth_multiplier == 1
+  -- (Below 8 channels the masked tile loses to the scalar code, measured.)
+  local depthwise = ir.op == "depthwise" and ir.depth_multiplier == 1 and ir.in_c >= 8
   if target == "avx2" and (dense or separable or depthwise) and not ir.channels_first and p.unroll_taps
      and p.h_hi > p.h_lo and p.w_hi > p.w_lo then
     local width = p.w_hi - p.w_lo
@@ -187,7 +188,6 @@ function M.plan(ir, options)
       mr = min(mr, math.max(1, M.MAX_MID // p.mid_size)) -- the tile stays within the stack budget
       simd.taps = { { kh = 0, kw = 0, index = 0, offset = 0 } }
       simd.ci, simd.ci_stride, simd.pixel_stride, simd.kernel = p.mid_size, 1, p.mid_size, "pointwise_kernel"
-      simd.input_pixel_stride = ir.s_w * p.in_stride.w
     end
     simd.mr, simd.full_strips, simd.rest = mr, width // mr, width % mr
     -- Dense and depthwise layers do their border pixels with the same tiles,
