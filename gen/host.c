@@ -357,6 +357,31 @@ static int l_template(lua_State *L)
  */
 typedef void (*layer_fn)(const float *input, float *output, int batch, const float *const weights[]);
 
+/* When the code reads packed weights (packed_size > 0): lays them out with
+ * its symbol_pack into a new buffer, stored as weights[nweights]. Returns the
+ * buffer to free (NULL when none was needed), or sets *failed. */
+static float *pack_weights(convgen__code *code, const char *symbol, const float *weights[], int nweights,
+                           long packed_size, int *failed)
+{
+    *failed = 0;
+    if (packed_size <= 0)
+        return NULL;
+    char pack_name[256];
+    snprintf(pack_name, sizeof pack_name, "%s_pack", symbol);
+    void *address = convgen__code_symbol(code, pack_name);
+    float *packed = malloc((size_t)packed_size * sizeof(float));
+    if (!address || !packed || nweights >= 8) {
+        free(packed);
+        *failed = 1;
+        return NULL;
+    }
+    void (*pack)(const float *const *, float *);
+    memcpy(&pack, &address, sizeof pack);
+    pack(weights, packed);
+    weights[nweights] = packed;
+    return packed;
+}
+
 /* native.jit_run(source, symbol, input, output_shape, weights, backend, packed_size) -> tensor | nil, message
  * Compiles with backend "tcc" or "cc" and runs once; the function must take
  * weights at run time (packed by symbol_pack when packed_size > 0); batch is
@@ -394,23 +419,12 @@ static int l_jit_run(lua_State *L)
         convgen__code_free(code);
         return luaL_error(L, "out of memory");
     }
-    lua_Integer packed_size = luaL_optinteger(L, 7, 0);
-    float *packed = NULL;
-    if (packed_size > 0) {
-        char pack_name[256];
-        snprintf(pack_name, sizeof pack_name, "%s_pack", symbol);
-        void *pack_address = convgen__code_symbol(code, pack_name);
-        packed = malloc((size_t)packed_size * sizeof(float));
-        if (!pack_address || !packed || nweights >= 8) {
-            free(packed);
-            free(out.data);
-            convgen__code_free(code);
-            return luaL_error(L, "cannot pack the weights");
-        }
-        void (*pack)(const float *const *, float *);
-        memcpy(&pack, &pack_address, sizeof pack);
-        pack(weights, packed);
-        weights[nweights] = packed;
+    int failed;
+    float *packed = pack_weights(code, symbol, weights, nweights, (long)luaL_optinteger(L, 7, 0), &failed);
+    if (failed) {
+        free(out.data);
+        convgen__code_free(code);
+        return luaL_error(L, "cannot pack the weights");
     }
     void *address = convgen__code_function(code);
     layer_fn fn;
@@ -490,7 +504,7 @@ static int l_bench(lua_State *L)
         weights[i] = check_tensor(L, -1)->a.data;
         lua_pop(L, 1);
     }
-    char err[4096], pack_name[256];
+    char err[4096];
     int kind;
     convgen__code *code = convgen__code_compile(source, symbol, backend, &kind, err, sizeof err);
     if (!code) {
@@ -499,24 +513,16 @@ static int l_bench(lua_State *L)
         return 2;
     }
     float *in = calloc((size_t)in_count, sizeof(float)), *out = calloc((size_t)out_count, sizeof(float));
-    float *packed = packed_size > 0 ? calloc((size_t)packed_size, sizeof(float)) : NULL;
-    if (!in || !out || (packed_size > 0 && !packed)) {
+    int failed = 0;
+    float *packed = in && out ? pack_weights(code, symbol, weights, nweights, (long)packed_size, &failed) : NULL;
+    if (!in || !out || failed) {
         free(in);
         free(out);
-        free(packed);
         convgen__code_free(code);
-        return luaL_error(L, "out of memory");
+        return luaL_error(L, "out of memory, or the weights cannot be packed");
     }
     for (lua_Integer i = 0; i < in_count; i++)
         in[i] = (float)((int)(i % 13) - 6) * 0.1f;
-    if (packed) {
-        snprintf(pack_name, sizeof pack_name, "%s_pack", symbol);
-        void *address = convgen__code_symbol(code, pack_name);
-        void (*pack)(const float *const *, float *);
-        memcpy(&pack, &address, sizeof pack);
-        pack(weights, packed);
-        weights[nweights] = packed;
-    }
     void *address = convgen__code_function(code);
     layer_fn fn;
     memcpy(&fn, &address, sizeof fn);
