@@ -14,12 +14,13 @@ build/bench/peak.o: bench/peak.c bench/peak.h | check-deps build/.dir
 	@mkdir -p build/bench
 	$(CC) $(BENCH_CFLAGS) -mavx2 -mfma -c $< -o $@
 
-build/bench/bench: bench/bench.c bench/common.c bench/common.h bench/peer_onednn.c bench/peer_onednn.h \
+build/bench/bench: bench/bench.c bench/common.c bench/common.h bench/suite.c bench/suite.h \
+                   bench/peer_onednn.c bench/peer_onednn.h \
                    bench/peer_xnnpack.c bench/peer_xnnpack.h build/bench/peak.o \
                    tests/harness.c tests/reference.c \
                    build/libconvgen.a | check-deps check-deps-bench build/.dir
 	@mkdir -p build/bench
-	$(CC) $(BENCH_CFLAGS) -o $@ bench/bench.c bench/common.c bench/peer_onednn.c bench/peer_xnnpack.c \
+	$(CC) $(BENCH_CFLAGS) -o $@ bench/bench.c bench/common.c bench/suite.c bench/peer_onednn.c bench/peer_xnnpack.c \
 	  build/bench/peak.o tests/harness.c \
 	  tests/reference.c build/libconvgen.a -ldnnl -lXNNPACK -lpthreadpool $(HOST_LIBS)
 
@@ -28,10 +29,11 @@ build/bench/bench: bench/bench.c bench/common.c bench/common.h bench/peer_onednn
 bench: build/bench/bench
 	build/bench/bench
 
-build/bench/jit_bench: bench/jit_bench.c bench/common.c bench/common.h include/convgen.h build/libconvgen.a \
-                       | check-deps build/.dir
+build/bench/jit_bench: bench/jit_bench.c bench/common.c bench/common.h bench/suite.c bench/suite.h tests/reference.c \
+                       include/convgen.h build/libconvgen.a | check-deps build/.dir
 	@mkdir -p build/bench
-	$(CC) $(WARN) -O2 $(CPPFLAGS_ALL) -Ibench -o $@ bench/jit_bench.c bench/common.c build/libconvgen.a $(HOST_LIBS)
+	$(CC) $(WARN) -O2 $(CPPFLAGS_ALL) -Ibench -Itests -o $@ bench/jit_bench.c bench/common.c bench/suite.c \
+	  tests/reference.c build/libconvgen.a $(HOST_LIBS)
 
 # Compile times per backend and the tcc / cc run-time ratio over the suite.
 bench-jit: build/bench/jit_bench

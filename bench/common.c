@@ -43,3 +43,22 @@ void bench_keras_axis(const char *padding, int in, int k, int s, int d, int *out
         *out = (in + *before - ke) / s + 1;
     }
 }
+
+float *bench_depthwise_by_channel(const float *kernel, int c, int dm, int taps)
+{
+    float *w = malloc((size_t)c * dm * taps * sizeof(float));
+    for (int ch = 0; w && ch < c; ch++)
+        for (int m = 0; m < dm; m++)
+            for (int t = 0; t < taps; t++)
+                w[((size_t)ch * dm + m) * taps + t] = kernel[((size_t)t * c + ch) * dm + m];
+    return w;
+}
+
+float *bench_pointwise_by_output(const float *kernel, int k, int f)
+{
+    float *w = malloc((size_t)f * k * sizeof(float));
+    for (int o = 0; w && o < f; o++)
+        for (int i = 0; i < k; i++)
+            w[(size_t)o * k + i] = kernel[(size_t)i * f + o];
+    return w;
+}

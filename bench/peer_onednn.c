@@ -135,21 +135,14 @@ int onednn_run(const ref_layer *l, const float *const *weights, const float *inp
                            stride, dil, pl, pr, w1, bias, relu, NULL, err, err_size);
     } else {
         /* Depthwise: groups = channels, dm outputs per group, channel c * dm + m. */
-        w1 = malloc((size_t)c * dm * taps * sizeof(float));
-        for (int ch = 0; ch < c; ch++)
-            for (int m = 0; m < dm; m++)
-                for (int t = 0; t < taps; t++)
-                    w1[((size_t)ch * dm + m) * taps + t] = weights[0][((size_t)t * c + ch) * dm + m];
+        w1 = bench_depthwise_by_channel(weights[0], c, dm, taps);
         int separable = l->kind == REF_SEPARABLE;
         status = make_conv(eng, stream, &steps[nsteps++], c, l->in_h, l->in_w, c * dm, oh, ow, l->k_h, l->k_w, c,
                            stride, dil, pl, pr, w1, separable ? NULL : bias, separable ? 0 : relu, NULL, err,
                            err_size);
         if (status == 0 && separable) {
             int k = c * dm, f = l->filters;
-            w2 = malloc((size_t)f * k * sizeof(float));
-            for (int o = 0; o < f; o++)
-                for (int i = 0; i < k; i++)
-                    w2[(size_t)o * k + i] = weights[1][(size_t)i * f + o];
+            w2 = bench_pointwise_by_output(weights[1], k, f);
             status = make_conv(eng, stream, &steps[nsteps++], k, oh, ow, f, oh, ow, 1, 1, 1, one, one, zero, zero,
                                w2, bias, relu, steps[0].dst, err, err_size);
         }

@@ -46,21 +46,14 @@ int xnnpack_run(const ref_layer *l, const float *const *weights, const float *in
                                                g, icg, ocg, c, l->filters, w1, bias, lo, hi, 0, &ops[nops++]);
     } else {
         /* depthwise: groups = channels, dm outputs each, one input each */
-        w1 = malloc((size_t)c * dm * taps * sizeof(float));
-        for (int ch = 0; ch < c; ch++)
-            for (int m = 0; m < dm; m++)
-                for (int t = 0; t < taps; t++)
-                    w1[((size_t)ch * dm + m) * taps + t] = weights[0][((size_t)t * c + ch) * dm + m];
+        w1 = bench_depthwise_by_channel(weights[0], c, dm, taps);
         int separable = l->kind == REF_SEPARABLE;
         st = xnn_create_convolution2d_nhwc_f32(ph0, pw1, ph1, pw0, l->k_h, l->k_w, l->s_h, l->s_w, l->d_h, l->d_w,
                                                c, 1, dm, c, c * dm, w1, separable ? NULL : bias,
                                                separable ? -INFINITY : lo, hi, 0, &ops[nops++]);
         if (st == xnn_status_success && separable) {
             int k = c * dm, f = l->filters;
-            w2 = malloc((size_t)f * k * sizeof(float));
-            for (int o = 0; o < f; o++)
-                for (int i = 0; i < k; i++)
-                    w2[(size_t)o * k + i] = weights[1][(size_t)i * f + o];
+            w2 = bench_pointwise_by_output(weights[1], k, f);
             st = xnn_create_convolution2d_nhwc_f32(0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, k, f, k, f, w2, bias, lo, hi, 0,
                                                    &ops[nops++]);
         }

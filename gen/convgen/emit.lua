@@ -246,7 +246,6 @@ packed_weights = function(ir, p, tensors, at_runtime, ctx)
     ra[i] = ", " .. n
   end
   ctx.rparams, ctx.rargs = concat(rp), concat(ra)
-  ctx.xparams, ctx.xargs = ctx.wparams, ctx.wargs -- what border pixels read
   if not p.use_pixel_border or p.simd.border_strip then
     -- No border pixel reads the plain kernel: only its packed copy is used.
     ctx.xparams, ctx.xargs = ctx.rparams, ctx.rargs
@@ -298,21 +297,19 @@ function M.emit(ir, p, tensors, info)
   local act = function(var) return activations.apply(entry, var) end
   local wparams, wargs, wlocals = weight_plumbing(ir, name, at_runtime)
   local weights = weight_entries(ir, tensors, at_runtime)
-  local params = "const float *restrict input, float *restrict output, int batch"
-  local proto_params = "const float *input, float *output, int batch"
-  if at_runtime then
-    params = params .. ", const float *const weights[]"
-    proto_params = proto_params .. ", const float *const weights[]"
-  end
-  local rows_params = "const float *restrict input, float *restrict output"
-  local rows_proto = "const float *input, float *output"
-  if at_runtime then
-    rows_params = rows_params .. ", const float *const weights[]"
-    rows_proto = rows_proto .. ", const float *const weights[]"
+  -- Public declarations: restrict in the definitions only (the header stays
+  -- valid C++); the weights argument when they come at run time.
+  local weights_arg = at_runtime and ", const float *const weights[]" or ""
+  local main_tail, rows_tail = ", int batch" .. weights_arg, weights_arg .. ", int first, int count"
+  local function declare(fname, tail, restrict)
+    local r = restrict and "restrict " or ""
+    return format("void %s(const float *%sinput, float *%soutput%s)", fname, r, r, tail)
   end
   local ctx = {
-    rows_signature = format("void %s_rows(%s, int first, int count)", name, rows_params),
-    rows_prototype = format("void %s_rows(%s, int first, int count)", name, rows_proto),
+    signature = declare(name, main_tail, true),
+    prototype = declare(name, main_tail, false),
+    rows_signature = declare(name .. "_rows", rows_tail, true),
+    rows_prototype = declare(name .. "_rows", rows_tail, false),
     rows_per_item = p.unroll == "full" and 1 or ir.out_h,
     name = name, NAME = name:upper(),
     header_name = info.h_file:match("[^/]*$"), standalone = info.standalone and true or false,
@@ -321,8 +318,6 @@ function M.emit(ir, p, tensors, info)
     math_functions = entry.needs or {},
     weights = weights, weights_at_runtime = at_runtime, ir = ir, p = p,
     wparams = wparams, wargs = wargs, wlocals = wlocals,
-    signature = format("void %s(%s)", name, params),
-    prototype = format("void %s(%s)", name, proto_params),
     axes_in = axes(ir.rank, ir.channels_first, ir.in_h, ir.in_w, ir.in_c),
     axes_out = axes(ir.rank, ir.channels_first, ir.out_h, ir.out_w, ir.out_c),
     guard = "CONVGEN_" .. name:upper() .. "_H", times = times, plus = plus,

@@ -190,6 +190,7 @@ function M.plan(ir, options)
       simd.ci, simd.ci_stride, simd.pixel_stride, simd.kernel = p.mid_size, 1, p.mid_size, "pointwise_kernel"
     end
     simd.mr, simd.full_strips, simd.rest = mr, width // mr, width % mr
+    simd.rest_first = p.w_lo + simd.full_strips * mr -- column of the narrower last strip
     -- Dense and depthwise layers do their border pixels with the same tiles,
     -- taps clipped at run time (cstrip, dwcstrip); separable layers keep the
     -- scalar border pixels.
