@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -53,6 +54,25 @@ char *harness_generate(struct lua_State *L, const char *spec_text, const char *l
     }
     *err = NULL;
     return copy;
+}
+
+long harness_packed_size(struct lua_State *L, const char *spec_text, int keras_version, const char *target)
+{
+    lua_pushstring(L, spec_text);
+    lua_pushstring(L, "spec.json");
+    lua_pushnil(L);
+    lua_pushinteger(L, keras_version ? keras_version : 3);
+    lua_pushnil(L);
+    lua_pushstring(L, target ? target : "scalar");
+    int status = convgen__host_call(L, "convgen.api", "prepare", 6, 1);
+    long size = -1;
+    if (status == 0 && lua_istable(L, -1)) {
+        lua_getfield(L, -1, "packed_size");
+        size = (long)lua_tointeger(L, -1);
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    return size;
 }
 
 char *harness_tempdir(void)
@@ -202,4 +222,44 @@ long harness_mismatch(const float *got, const float *want, long n, double rtol, 
             return i;
     }
     return -1;
+}
+
+float *harness_guarded_alloc(harness_guarded *g, long n, int at_end)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    size_t bytes = (size_t)(n > 0 ? n : 0) * sizeof(float);
+    size_t data_pages = (bytes + page - 1) / page;
+    if (data_pages == 0)
+        data_pages = 1;
+    g->map_size = (data_pages + 2) * page;
+    g->map = mmap(NULL, g->map_size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (g->map == MAP_FAILED) {
+        perror("mmap");
+        abort();
+    }
+    char *first = (char *)g->map + page;
+    g->data_pages_offset = page;
+    g->data_pages_size = data_pages * page;
+    if (mprotect(first, g->data_pages_size, PROT_READ | PROT_WRITE) != 0) {
+        perror("mprotect");
+        abort();
+    }
+    g->data = (float *)(at_end ? first + data_pages * page - bytes : first);
+    return g->data;
+}
+
+void harness_guarded_readonly(harness_guarded *g)
+{
+    if (mprotect((char *)g->map + g->data_pages_offset, g->data_pages_size, PROT_READ) != 0) {
+        perror("mprotect");
+        abort();
+    }
+}
+
+void harness_guarded_free(harness_guarded *g)
+{
+    if (g->map)
+        munmap(g->map, g->map_size);
+    g->map = NULL;
+    g->data = NULL;
 }

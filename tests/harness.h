@@ -21,6 +21,10 @@ char *harness_generate(struct lua_State *L, const char *spec_text, const char *l
                        const char *weights_dir, const char *unroll, int keras_version, const char *target,
                        char **err);
 
+/* Floats the generated <name>_pack writes for this spec with weights at run
+ * time (0 when the layer reads no packed weights); -1 if the spec is refused. */
+long harness_packed_size(struct lua_State *L, const char *spec_text, int keras_version, const char *target);
+
 /* A fresh directory under $TMPDIR (or /tmp); harness_remove_tree deletes it. */
 char *harness_tempdir(void);
 void harness_remove_tree(const char *dir);
@@ -46,6 +50,20 @@ typedef struct {
     size_t len, cap;
 } harness_buffer;
 void harness_append(harness_buffer *b, const char *text);
+
+/* n floats between two inaccessible pages, so a kernel reading or writing one
+ * float past either end faults at once. With at_end the last float touches the
+ * upper guard page; otherwise the first float follows the lower one. */
+typedef struct {
+    void *map;
+    size_t map_size;
+    float *data;
+    size_t data_pages_offset, data_pages_size; /* for harness_guarded_readonly */
+} harness_guarded;
+float *harness_guarded_alloc(harness_guarded *g, long n, int at_end);
+/* Makes the floats read-only: a write faults (inputs and weights). */
+void harness_guarded_readonly(harness_guarded *g);
+void harness_guarded_free(harness_guarded *g);
 
 /* Deterministic uniform floats in [lo, hi). */
 void harness_fill(float *x, long n, unsigned long long *state, float lo, float hi);

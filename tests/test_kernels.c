@@ -41,6 +41,7 @@ typedef struct {
     const char *unroll;
     const char *target;     /* "scalar", or "avx2" (built by gcc only: tcc has no intrinsics) */
     char *source;
+    long packed_size;       /* floats of packed weights (weights at run time, SIMD strips) */
     float *weights[4];
     int nweights;
 } kernel_case;
@@ -383,6 +384,7 @@ static int setup(void **state)
             fprintf(stderr, "%s: generation failed:\n%s\nspec: %s\n", c->name, err, spec);
             return -1;
         }
+        c->packed_size = c->baked ? 0 : harness_packed_size(L, spec, c->layer.keras_version, c->target);
         harness_append(&combined, c->source);
         if (strcmp(c->target, "scalar") == 0)
             harness_append(&combined_scalar, c->source);
@@ -420,43 +422,82 @@ static int teardown(void **state)
 }
 
 /* Runs one compiled variant on guarded buffers and compares it with want. */
-static void check_output(const kernel_case *c, const char *compiler, const float *out, const float *in,
+typedef struct guarded_run guarded_run;
+static void check_output(const kernel_case *c, const char *compiler, const guarded_run *g, const float *in,
                          const float *input, long in_n, const float *want, long out_n);
 
 typedef void (*rows_baked_fn)(const float *input, float *output, int first, int count);
 typedef void (*rows_runtime_fn)(const float *input, float *output, const float *const weights[], int first, int count);
 
+/* Input, weights and output live between inaccessible pages (read-only
+ * where the kernel must not write), flush against the upper guard page for the
+ * whole-batch call and against the lower one for the row calls: one float read
+ * or written past either end faults. NaN margins inside the output's pages
+ * catch what the page granularity would miss on the other side. */
+struct guarded_run {
+    harness_guarded in, out, packed, weights[4];
+    float *out_data, *margin;
+    const float *w[5];
+};
+
+static void guarded_setup(guarded_run *g, const kernel_case *c, void *pack_address, const float *input,
+                          long in_n, long out_n, int at_end)
+{
+    memset(g, 0, sizeof *g);
+    memcpy(harness_guarded_alloc(&g->in, in_n, at_end), input, (size_t)in_n * sizeof(float));
+    harness_guarded_readonly(&g->in);
+    /* The output touches the guard page on one side and a NaN margin of GUARD
+     * floats (checked afterwards) on the other. */
+    float *out = harness_guarded_alloc(&g->out, out_n + GUARD, at_end);
+    for (long i = 0; i < out_n + GUARD; i++)
+        out[i] = NAN; /* an element the kernel forgets to write fails the comparison */
+    g->out_data = at_end ? out + GUARD : out;
+    g->margin = at_end ? out : out + out_n;
+    if (c->baked)
+        return;
+    for (int i = 0; i < c->nweights; i++) {
+        long n = ref_weight_size(&c->layer, i);
+        memcpy(harness_guarded_alloc(&g->weights[i], n, at_end), c->weights[i], (size_t)n * sizeof(float));
+        harness_guarded_readonly(&g->weights[i]);
+        g->w[i] = g->weights[i].data;
+    }
+    if (pack_address && c->packed_size > 0) {
+        /* SIMD strips read a packed kernel, made once by the generated pack function,
+         * into exactly <name>_PACKED_SIZE floats */
+        float *packed = harness_guarded_alloc(&g->packed, c->packed_size, at_end);
+        void (*pack)(const float *const *, float *);
+        memcpy(&pack, &pack_address, sizeof pack);
+        pack(g->w, packed);
+        harness_guarded_readonly(&g->packed);
+        g->w[c->nweights] = packed;
+    }
+}
+
+static void guarded_free(guarded_run *g)
+{
+    harness_guarded_free(&g->in);
+    harness_guarded_free(&g->out);
+    harness_guarded_free(&g->packed);
+    for (int i = 0; i < 4; i++)
+        harness_guarded_free(&g->weights[i]);
+}
+
 static void run_and_compare(const kernel_case *c, void *fn_address, void *rows_address, void *pack_address,
                             const char *compiler, const float *input, long in_n, const float *want, long out_n)
 {
-    float *out = malloc((size_t)(out_n + 2 * GUARD) * sizeof(float));
-    float *in = malloc((size_t)in_n * sizeof(float));
-    memcpy(in, input, (size_t)in_n * sizeof(float));
-    for (long i = 0; i < out_n + 2 * GUARD; i++)
-        out[i] = NAN; /* an element the kernel forgets to write fails the comparison */
-    const float *w[5] = {c->weights[0], c->weights[1], c->weights[2], c->weights[3], NULL};
-    float *packed = NULL;
-    if (!c->baked && pack_address) {
-        /* SIMD strips read a packed kernel, made once by the generated pack function */
-        long total = 0;
-        for (int i = 0; i < c->nweights; i++)
-            total += ref_weight_size(&c->layer, i);
-        packed = calloc((size_t)(2 * total + 4096), sizeof(float));
-        void (*pack)(const float *const *, float *);
-        memcpy(&pack, &pack_address, sizeof pack);
-        pack(w, packed);
-        w[c->nweights] = packed;
-    }
+    guarded_run g;
+    guarded_setup(&g, c, pack_address, input, in_n, out_n, 1);
     if (c->baked) {
         layer_baked_fn fn;
         memcpy(&fn, &fn_address, sizeof fn);
-        fn(in, out + GUARD, c->batch);
+        fn(g.in.data, g.out_data, c->batch);
     } else {
         layer_runtime_fn fn;
         memcpy(&fn, &fn_address, sizeof fn);
-        fn(in, out + GUARD, c->batch, w);
+        fn(g.in.data, g.out_data, c->batch, g.w);
     }
-    check_output(c, compiler, out, in, input, in_n, want, out_n);
+    check_output(c, compiler, &g, g.in.data, input, in_n, want, out_n);
+    guarded_free(&g);
 
     /* The row entry point, in three uneven ranges as threads would run them. */
     int oh, ow, oc;
@@ -464,41 +505,39 @@ static void run_and_compare(const kernel_case *c, void *fn_address, void *rows_a
     int rows = c->batch * (strcmp(c->unroll, "full") == 0 ? 1 : oh);
     int cut1 = rows / 3, cut2 = rows - rows / 4;
     int first[3] = {0, cut1, cut2}, count[3] = {cut1, cut2 - cut1, rows - cut2};
-    for (long i = 0; i < out_n + 2 * GUARD; i++)
-        out[i] = NAN;
+    guarded_setup(&g, c, pack_address, input, in_n, out_n, 0);
     for (int k = 2; k >= 0; k--) { /* out of order, as threads may finish */
         if (c->baked) {
             rows_baked_fn fn;
             memcpy(&fn, &rows_address, sizeof fn);
-            fn(in, out + GUARD, first[k], count[k]);
+            fn(g.in.data, g.out_data, first[k], count[k]);
         } else {
             rows_runtime_fn fn;
             memcpy(&fn, &rows_address, sizeof fn);
-            fn(in, out + GUARD, w, first[k], count[k]);
+            fn(g.in.data, g.out_data, g.w, first[k], count[k]);
         }
     }
     char label[64];
     snprintf(label, sizeof label, "%s, by rows", compiler);
-    check_output(c, label, out, in, input, in_n, want, out_n);
-    free(out);
-    free(in);
-    free(packed);
+    check_output(c, label, &g, g.in.data, input, in_n, want, out_n);
+    guarded_free(&g);
 }
 
-/* Guard margins untouched, input unchanged, output within tolerance. */
-static void check_output(const kernel_case *c, const char *compiler, const float *out, const float *in,
+/* Margin untouched, input unchanged, output within tolerance. */
+static void check_output(const kernel_case *c, const char *compiler, const guarded_run *g, const float *in,
                          const float *input, long in_n, const float *want, long out_n)
 {
     for (int i = 0; i < GUARD; i++) {
-        if (!isnan(out[i]) || !isnan(out[GUARD + out_n + i]))
+        if (!isnan(g->margin[i]))
             fail_msg("%s (%s): wrote outside the output buffer", c->name, compiler);
     }
     if (memcmp(in, input, (size_t)in_n * sizeof(float)) != 0)
         fail_msg("%s (%s): modified its input", c->name, compiler);
-    long bad = harness_mismatch(out + GUARD, want, out_n, 1e-4, 1e-5);
+    const float *out = g->out_data;
+    long bad = harness_mismatch(out, want, out_n, 1e-4, 1e-5);
     if (bad >= 0)
         fail_msg("%s (%s): output[%ld] = %.9g, reference %.9g (of %ld)", c->name, compiler, bad,
-                 (double)out[GUARD + bad], (double)want[bad], out_n);
+                 (double)out[bad], (double)want[bad], out_n);
 }
 
 /* One case: libtcc and gcc builds both match the reference. */
