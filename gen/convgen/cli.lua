@@ -256,7 +256,7 @@ function commands.check(opts)
   local lines = {}
   local function row(k, v) lines[#lines + 1] = format("%-11s %s", k, v) end
   row("spec", opts.spec)
-  row("layer", format("%s \"%s\"", ir.class_name, ir.name or result.name))
+  row("layer", format("%s %s", ir.class_name, diag_mod.quote(ir.name or result.name)))
   row("input", shape(ir.input_shape) .. " " .. ir.data_format)
   row("output", shape(ir.output_shape))
   row("kernel", (ir.geometry_text:gsub("^kernel ", "")))

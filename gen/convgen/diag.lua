@@ -46,9 +46,25 @@ function Diag:fail(message, field)
   self:check()
 end
 
+-- Spec text ends up in messages (field names, values, paths); control
+-- characters in it would break the one-line format or drive the terminal.
+local ESCAPES = { ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t" }
+local function printable(s)
+  return (tostring(s):gsub("[%c\127]", function(c)
+    return ESCAPES[c] or format("\\x%02x", c:byte())
+  end))
+end
+M.printable = printable
+
+-- A string quoted for a message: "...", with quotes, backslashes and
+-- control characters escaped.
+function M.quote(s)
+  return '"' .. printable(s:gsub('[\\"]', "\\%0")) .. '"'
+end
+
 local function line(kind, d)
-  local s = format("convgen: %s: %s: %s", d.file or "<input>", kind, d.message)
-  if d.field then s = s .. " (" .. d.field .. ")" end
+  local s = format("convgen: %s: %s: %s", printable(d.file or "<input>"), kind, printable(d.message))
+  if d.field then s = s .. " (" .. printable(d.field) .. ")" end
   return s
 end
 

@@ -4,6 +4,7 @@
 --   { class_name, config, input_shape, input_shape_field, file }
 -- and gets the same errors.
 local activations = require("convgen.activations")
+local diag_mod = require("convgen.diag")
 local shapes = require("convgen.shapes")
 
 local M = {}
@@ -63,7 +64,7 @@ local NEUTRAL = {
 -- specs can build cyclic tables).
 local function show(v, depth)
   depth = depth or 0
-  if type(v) == "string" then return format("%q", v) end
+  if type(v) == "string" then return diag_mod.quote(v) end
   if type(v) ~= "table" then return tostring(v) end
   local mt = getmetatable(v)
   if mt and mt.__tostring then return tostring(v) end -- JSON null
@@ -76,7 +77,7 @@ local function show(v, depth)
   local keys = {}
   for k in pairs(v) do keys[#keys + 1] = tostring(k) end
   table.sort(keys)
-  for i, k in ipairs(keys) do parts[i] = format("%q: %s", k, show(v[k], depth + 1)) end
+  for i, k in ipairs(keys) do parts[i] = format("%s: %s", diag_mod.quote(k), show(v[k], depth + 1)) end
   return "{" .. concat(parts, ", ") .. "}"
 end
 
@@ -291,8 +292,8 @@ function M.lower(desc, diag, options)
   local dtype = config.dtype
   if type(dtype) == "table" then dtype = type(dtype.config) == "table" and dtype.config.name or dtype.name end
   if type(dtype) == "string" and dtype ~= "float32" then
-    diag:warn(format("dtype %q: convgen computes in float32, Keras in lower precision; results differ slightly",
-      dtype), "config.dtype")
+    diag:warn(format("dtype %s: convgen computes in float32, Keras in lower precision; results differ slightly",
+      show(dtype)), "config.dtype")
   end
   local errors_before = #diag.errors
 
