@@ -732,6 +732,30 @@ static void test_unknown_field_warns(void **state)
     assert_exists(fmt("%s/layer.h", outd));
 }
 
+/* Control characters from the spec (here ESC, which would drive the terminal,
+ * and NUL, which cut the message short) reach the terminal escaped. Found by fuzz_spec_json. */
+static void test_control_characters_escaped(void **state)
+{
+    (void)state;
+    char *spec;
+    cli_result r = generate_spec_text(
+        base_with("\"use_bias\": true", "\"use_bias\": true, \"pad\\u001b[31m\\u0000x\": \"a\\nb\""), &spec);
+    assert_status(r, 0);
+    assert_diag(r, "warning", spec, "config.pad\\x1b[31m\\x00x", "unknown field pad\\x1b[31m\\x00x ignored", NULL);
+    assert_lacks(r.err, "\x1b");
+}
+
+/* The same in a quoted value of an error. */
+static void test_control_characters_escaped_in_values(void **state)
+{
+    (void)state;
+    char *spec;
+    cli_result r = generate_spec_text(base_with("\"same\"", "\"va\\u001blid\\n\""), &spec);
+    assert_error(r, spec, "config.padding", "unknown value \"va\\x1blid\\n\"", NULL);
+    assert_lacks(r.err, "\x1b");
+    assert_no_output();
+}
+
 /* Padding spelled in upper case ("SAME") is accepted and generates the same code as "same". */
 static void test_uppercase_padding_accepted(void **state)
 {
@@ -1602,6 +1626,8 @@ int main(void)
         T(test_lora_rank_null_accepted),
         T(test_quantization_config_refused),
         T(test_unknown_field_warns),
+        T(test_control_characters_escaped),
+        T(test_control_characters_escaped_in_values),
         T(test_uppercase_padding_accepted),
         T(test_weights_missing_file),
         T(test_weight_wrong_shape),
