@@ -2,6 +2,11 @@
 
 CC       ?= cc
 CFLAGS   ?= -O2 -g
+# Instrumentation added to every compile and link (make test-sanitize sets it).
+SANITIZE ?=
+# Where objects, test programs and the tool go; `make test-sanitize` uses others.
+BUILD    ?= build
+BIN      ?= bin
 WARN      = -std=c99 -Wall -Wextra -pedantic
 MULTIARCH = $(shell $(CC) -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
 TCC_LIB_PATH = /usr/lib/$(MULTIARCH)/tcc
@@ -16,25 +21,25 @@ CPPFLAGS_ALL = -Iinclude -Iruntime -Igen -D_POSIX_C_SOURCE=200809L \
 
 LUA_MODULES = $(wildcard gen/convgen/*.lua)
 TEMPLATES   = $(wildcard templates/*.in)
-RUNTIME_OBJ = build/npy.o build/fileio.o build/jit.o build/backend.o
-HOST_OBJ    = build/host.o build/embedded.o $(RUNTIME_OBJ)
+RUNTIME_OBJ = $(BUILD)/npy.o $(BUILD)/fileio.o $(BUILD)/jit.o $(BUILD)/backend.o
+HOST_OBJ    = $(BUILD)/host.o $(BUILD)/embedded.o $(RUNTIME_OBJ)
 HOST_LIBS   = $(LUA_LIBS) -l:libtcc.a -ldl -lpthread -lm
 
-LIB_OBJ     = build/convgen.o $(HOST_OBJ)
+LIB_OBJ     = $(BUILD)/convgen.o $(HOST_OBJ)
 
 .PHONY: all deps check-deps example test clean help lint
 
-all: bin/convgen build/libconvgen.a
+all: $(BIN)/convgen $(BUILD)/libconvgen.a
 
 help:
 	@echo "make deps      install the Debian packages convgen needs (apt-get)"
-	@echo "make           build bin/convgen and build/libconvgen.a"
+	@echo "make           build $(BIN)/convgen and $(BUILD)/libconvgen.a"
 	@echo "make example   generate, compile and run the bundled SeparableConv2D example"
 	@echo "make test      build and run every test"
 	@echo "make lint      luacheck the generator (needs lua-check)"
 	@echo "make bench     the performance suite against oneDNN (make deps-bench first)"
 	@echo "make bench-jit compile times of the run-time library, per backend"
-	@echo "make clean     remove build/ and bin/"
+	@echo "make clean     remove $(BUILD)/ and bin/"
 
 deps:
 	@tools/deps.sh --install
@@ -42,36 +47,38 @@ deps:
 check-deps:
 	@tools/deps.sh
 
-build/.dir:
-	@mkdir -p build bin build/tests
+$(BUILD)/.dir:
+	@mkdir -p $(BUILD) $(BIN) $(BUILD)/tests
 	@touch $@
 
-build/embedded.c: tools/embed.lua $(LUA_MODULES) $(TEMPLATES) | check-deps build/.dir
+$(BUILD)/embedded.c: tools/embed.lua $(LUA_MODULES) $(TEMPLATES) | check-deps $(BUILD)/.dir
 	lua5.4 tools/embed.lua $@ dkjson=$(DKJSON) \
 	  $(foreach m,$(LUA_MODULES),convgen.$(basename $(notdir $(m)))=$(m)) \
 	  $(foreach t,$(TEMPLATES),$(t)=$(t))
 
-build/%.o: runtime/%.c $(wildcard runtime/*.h include/*.h) gen/host.h | check-deps build/.dir
-	$(CC) $(WARN) $(CFLAGS) $(CPPFLAGS_ALL) $(LUA_CFLAGS) -c $< -o $@
+$(BUILD)/%.o: runtime/%.c $(wildcard runtime/*.h include/*.h) gen/host.h | check-deps $(BUILD)/.dir
+	$(CC) $(WARN) $(CFLAGS) $(SANITIZE) $(CPPFLAGS_ALL) $(LUA_CFLAGS) -c $< -o $@
 
-build/%.o: gen/%.c gen/host.h | check-deps build/.dir
-	$(CC) $(WARN) $(CFLAGS) $(CPPFLAGS_ALL) $(LUA_CFLAGS) -c $< -o $@
+$(BUILD)/%.o: gen/%.c gen/host.h | check-deps $(BUILD)/.dir
+	$(CC) $(WARN) $(CFLAGS) $(SANITIZE) $(CPPFLAGS_ALL) $(LUA_CFLAGS) -c $< -o $@
 
-build/embedded.o: build/embedded.c gen/host.h
-	$(CC) $(WARN) $(CFLAGS) $(CPPFLAGS_ALL) $(LUA_CFLAGS) -c $< -o $@
+$(BUILD)/embedded.o: $(BUILD)/embedded.c gen/host.h
+	$(CC) $(WARN) $(CFLAGS) $(SANITIZE) $(CPPFLAGS_ALL) $(LUA_CFLAGS) -c $< -o $@
 
-bin/convgen: build/main.o $(HOST_OBJ)
-	$(CC) $(CFLAGS) -o $@ $^ $(HOST_LIBS)
+$(BIN)/convgen: $(BUILD)/main.o $(HOST_OBJ)
+	$(CC) $(CFLAGS) $(SANITIZE) -o $@ $^ $(HOST_LIBS)
 
 # The run-time library (include/convgen.h): the generator, its templates and
 # the runtime in one archive. Link with: -llua5.4 -l:libtcc.a -ldl -lpthread -lm
-build/libconvgen.a: $(LIB_OBJ)
+$(BUILD)/libconvgen.a: $(LIB_OBJ)
 	rm -f $@
 	ar rcs $@ $^
 
 clean:
-	rm -rf build bin
+	rm -rf build bin $(BUILD) $(BIN)
 
+# fuzz.mk first: tests.mk's test rule lists its replay programs.
+include tests/fuzz/fuzz.mk
 include tests/tests.mk
 include examples/examples.mk
 

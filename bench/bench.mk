@@ -10,31 +10,31 @@ check-deps-bench:
 
 BENCH_CFLAGS = $(WARN) -O2 $(CPPFLAGS_ALL) $(LUA_CFLAGS) -Itests -Ibench
 
-build/bench/peak.o: bench/peak.c bench/peak.h | check-deps build/.dir
-	@mkdir -p build/bench
+$(BUILD)/bench/peak.o: bench/peak.c bench/peak.h | check-deps $(BUILD)/.dir
+	@mkdir -p $(BUILD)/bench
 	$(CC) $(BENCH_CFLAGS) -mavx2 -mfma -c $< -o $@
 
-build/bench/bench: bench/bench.c bench/common.c bench/common.h bench/suite.c bench/suite.h \
+$(BUILD)/bench/bench: bench/bench.c bench/common.c bench/common.h bench/suite.c bench/suite.h \
                    bench/peer_onednn.c bench/peer_onednn.h \
-                   bench/peer_xnnpack.c bench/peer_xnnpack.h build/bench/peak.o \
+                   bench/peer_xnnpack.c bench/peer_xnnpack.h $(BUILD)/bench/peak.o \
                    tests/harness.c tests/reference.c \
-                   build/libconvgen.a | check-deps check-deps-bench build/.dir
-	@mkdir -p build/bench
+                   $(BUILD)/libconvgen.a | check-deps check-deps-bench $(BUILD)/.dir
+	@mkdir -p $(BUILD)/bench
 	$(CC) $(BENCH_CFLAGS) -o $@ bench/bench.c bench/common.c bench/suite.c bench/peer_onednn.c bench/peer_xnnpack.c \
-	  build/bench/peak.o tests/harness.c \
-	  tests/reference.c build/libconvgen.a -ldnnl -lXNNPACK -lpthreadpool $(HOST_LIBS)
+	  $(BUILD)/bench/peak.o tests/harness.c \
+	  tests/reference.c $(BUILD)/libconvgen.a -ldnnl -lXNNPACK -lpthreadpool $(HOST_LIBS)
 
 # The suite against oneDNN and XNNPACK in the same run (make deps-bench installs them).
 # Prints figures; never fails on a time (it fails only on a wrong output).
-bench: build/bench/bench
-	build/bench/bench
+bench: $(BUILD)/bench/bench
+	$(BUILD)/bench/bench
 
-build/bench/jit_bench: bench/jit_bench.c bench/common.c bench/common.h bench/suite.c bench/suite.h tests/reference.c \
-                       include/convgen.h build/libconvgen.a | check-deps build/.dir
-	@mkdir -p build/bench
+$(BUILD)/bench/jit_bench: bench/jit_bench.c bench/common.c bench/common.h bench/suite.c bench/suite.h tests/reference.c \
+                       include/convgen.h $(BUILD)/libconvgen.a | check-deps $(BUILD)/.dir
+	@mkdir -p $(BUILD)/bench
 	$(CC) $(WARN) -O2 $(CPPFLAGS_ALL) -Ibench -Itests -o $@ bench/jit_bench.c bench/common.c bench/suite.c \
-	  tests/reference.c build/libconvgen.a $(HOST_LIBS)
+	  tests/reference.c $(BUILD)/libconvgen.a $(HOST_LIBS)
 
 # Compile times per backend and the tcc / cc run-time ratio over the suite.
-bench-jit: build/bench/jit_bench
-	build/bench/jit_bench
+bench-jit: $(BUILD)/bench/jit_bench
+	$(BUILD)/bench/jit_bench

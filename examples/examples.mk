@@ -2,17 +2,17 @@
 # SeparableConv2D example against Keras's own output.
 
 EXAMPLE_DIR = examples/separable
-EXAMPLE_OUT = build/example
+EXAMPLE_OUT = $(BUILD)/example
 
 .PHONY: example
 
-$(EXAMPLE_OUT)/separable.c: bin/convgen $(EXAMPLE_DIR)/spec.json $(wildcard $(EXAMPLE_DIR)/weights/*.npy)
+$(EXAMPLE_OUT)/separable.c: $(BIN)/convgen $(EXAMPLE_DIR)/spec.json $(wildcard $(EXAMPLE_DIR)/weights/*.npy)
 	@mkdir -p $(EXAMPLE_OUT)
-	bin/convgen check $(EXAMPLE_DIR)/spec.json -w $(EXAMPLE_DIR)/weights
-	bin/convgen generate $(EXAMPLE_DIR)/spec.json -w $(EXAMPLE_DIR)/weights -o $@
+	$(BIN)/convgen check $(EXAMPLE_DIR)/spec.json -w $(EXAMPLE_DIR)/weights
+	$(BIN)/convgen generate $(EXAMPLE_DIR)/spec.json -w $(EXAMPLE_DIR)/weights -o $@
 
 $(EXAMPLE_OUT)/separable: $(EXAMPLE_DIR)/main.c $(EXAMPLE_OUT)/separable.c runtime/npy.c runtime/fileio.c
-	$(CC) -std=c99 -O2 -Wall -Wextra -pedantic -Iinclude -Iruntime -I$(EXAMPLE_OUT) -o $@ \
+	$(CC) -std=c99 -O2 $(SANITIZE) -Wall -Wextra -pedantic -Iinclude -Iruntime -I$(EXAMPLE_OUT) -o $@ \
 	  $(EXAMPLE_DIR)/main.c $(EXAMPLE_OUT)/separable.c runtime/npy.c runtime/fileio.c -lm
 
 example: $(EXAMPLE_OUT)/separable
@@ -21,10 +21,10 @@ example: $(EXAMPLE_OUT)/separable
 # examples/jit: compiles a layer at run time through libconvgen.
 .PHONY: example-jit
 
-$(EXAMPLE_OUT)/jit: examples/jit/main.c include/convgen.h build/libconvgen.a
+$(EXAMPLE_OUT)/jit: examples/jit/main.c include/convgen.h $(BUILD)/libconvgen.a
 	@mkdir -p $(EXAMPLE_OUT)
-	$(CC) -std=c99 -O2 -Wall -Wextra -pedantic -D_POSIX_C_SOURCE=200809L -Iinclude -o $@ examples/jit/main.c \
-	  build/libconvgen.a $(HOST_LIBS)
+	$(CC) -std=c99 -O2 $(SANITIZE) -Wall -Wextra -pedantic -D_POSIX_C_SOURCE=200809L -Iinclude -o $@ examples/jit/main.c \
+	  $(BUILD)/libconvgen.a $(HOST_LIBS)
 
 example-jit: $(EXAMPLE_OUT)/jit
 	$(EXAMPLE_OUT)/jit

@@ -168,11 +168,15 @@ static void test_examples_run(void **state)
 {
     (void)state;
     char *out = NULL;
-    char *aot[] = {"build/example/separable", "examples/separable/input.npy", "examples/separable/expected.npy", NULL};
+    const char *dir = getenv("CONVGEN_EXAMPLES") ? getenv("CONVGEN_EXAMPLES") : "build/example";
+    char aot_path[4096], jit_path[4096];
+    snprintf(aot_path, sizeof aot_path, "%s/separable", dir);
+    snprintf(jit_path, sizeof jit_path, "%s/jit", dir);
+    char *aot[] = {aot_path, "examples/separable/input.npy", "examples/separable/expected.npy", NULL};
     if (harness_run(aot, &out) != 0 || !strstr(out, "OK: matches Keras"))
         fail_msg("examples/separable: %s", out ? out : "did not run");
     free(out);
-    char *jit[] = {"build/example/jit", "12", "10", "5", NULL};
+    char *jit[] = {jit_path, "12", "10", "5", NULL};
     if (harness_run(jit, &out) != 0 || !strstr(out, "-> [1, 12, 10, 16]"))
         fail_msg("examples/jit: %s", out ? out : "did not run");
     free(out);
