@@ -1,0 +1,2 @@
+local s = 0
+while true do s = s + 1 end
