@@ -34,6 +34,9 @@ help:
 	@echo "make lint      luacheck the generator (needs lua-check)"
 	@echo "make bench     the performance suite against oneDNN (make deps-bench first)"
 	@echo "make bench-jit compile times of the run-time library, per backend"
+	@echo "make install   install convgen, the library, headers, convgen.mk, the CMake package and"
+	@echo "               convgen.pc under PREFIX (default /usr/local; DESTDIR for staging)"
+	@echo "make uninstall remove what make install installed (same PREFIX and DESTDIR)"
 	@echo "make clean     remove build/ and bin/"
 
 deps:
@@ -78,3 +81,4 @@ include examples/examples.mk
 lint:
 	luacheck --no-color gen/convgen tools/embed.lua
 include bench/bench.mk
+include embed/install.mk
