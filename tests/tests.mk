@@ -1,7 +1,7 @@
 # tests.mk: `make test` builds and runs every test program (cmocka).
 
 TEST_CFLAGS = $(WARN) -O1 -g $(CPPFLAGS_ALL) $(LUA_CFLAGS) -Itests
-TEST_NAMES  = test_reference test_kernels test_keras_golden test_cli test_host test_library
+TEST_NAMES  = test_reference test_kernels test_keras_golden test_cli test_host test_library test_embed
 TEST_BINS   = $(addprefix build/tests/,$(TEST_NAMES)) build/tests/test_library_tsan
 
 # The library and its test under ThreadSanitizer: any report fails the run.
