@@ -11,7 +11,11 @@
 # Paths are found from this file's place, PREFIX/lib/cmake/convgen/, so an
 # installed tree may be moved.
 
-cmake_minimum_required(VERSION 3.12)
+if(CMAKE_VERSION VERSION_LESS 3.12)
+  set(convgen_FOUND FALSE)
+  set(convgen_NOT_FOUND_MESSAGE "convgen's CMake package needs CMake 3.12 or later, this is ${CMAKE_VERSION}")
+  return()
+endif()
 
 get_filename_component(_convgen_prefix "${CMAKE_CURRENT_LIST_DIR}/../../.." ABSOLUTE)
 
