@@ -76,7 +76,11 @@ endef
 	$(call convgen_generate,$<,$*.weights,$*.c,$*.h,)
 
 # The explicit form; it defines the rule for OUT.c and the header beside it.
-convgen_model = $(eval $(call convgen_model_rule,$(strip $(1)),$(strip $(2)),$(strip $(3)),$(strip $(4))))
+# It keeps .DEFAULT_GOAL as it was, so a layer declared before the makefile's
+# first target does not become what a plain `make` builds.
+convgen_model = $(eval convgen_saved_goal := $(.DEFAULT_GOAL)) \
+  $(eval $(call convgen_model_rule,$(strip $(1)),$(strip $(2)),$(strip $(3)),$(strip $(4)))) \
+  $(eval .DEFAULT_GOAL := $(convgen_saved_goal))
 
 define convgen_model_rule
 $(if $(filter %.c,$(1)),,$(error convgen_model: the first argument must be the output .c file, got "$(1)"))

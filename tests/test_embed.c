@@ -250,8 +250,8 @@ static void test_make_example(void **state)
 }
 
 /* convgen_model: outputs in another directory, options of its own, run-time
- * weights, a weight file added later; a failing spec fails the build and
- * leaves no output. */
+ * weights, a weight file added later, the default goal left to the makefile's
+ * first target; a failing spec fails the build and leaves no output. */
 static void test_make_explicit_rule(void **state)
 {
     (void)state;
@@ -264,8 +264,8 @@ static void test_make_explicit_rule(void **state)
     free(run_ok("cp spec.json", "cp", "examples/separable/spec.json", dir, NULL));
     static const char makefile[] =
         "include $(CONVGEN_PREFIX)/share/convgen/convgen.mk\n"
-        "all: out/first.h out/runtime.h\n"
         "$(call convgen_model,out/first.c,spec.json,w,--name first_layer)\n"
+        "all: out/first.h out/runtime.h\n"
         "$(call convgen_model, out/runtime.c, spec.json, , --weights-at-runtime)\n"
         "$(call convgen_model,out/bad.c,bad.json,w)\n";
     free(harness_write(dir, "Makefile", makefile, sizeof makefile - 1));
