@@ -39,7 +39,10 @@ help:
 	@echo "make lint      luacheck the generator (needs lua-check)"
 	@echo "make bench     the performance suite against oneDNN (make deps-bench first)"
 	@echo "make bench-jit compile times of the run-time library, per backend"
-	@echo "make clean     remove $(BUILD)/ and bin/"
+	@echo "make install   install convgen, the library, headers, convgen.mk, the CMake package and"
+	@echo "               convgen.pc under PREFIX (default /usr/local; DESTDIR for staging)"
+	@echo "make uninstall remove what make install installed (same PREFIX and DESTDIR)"
+	@echo "make clean     remove build/ and bin/"
 
 deps:
 	@tools/deps.sh --install
@@ -85,3 +88,4 @@ include examples/examples.mk
 lint:
 	luacheck --no-color gen/convgen tools/embed.lua
 include bench/bench.mk
+include tools/install/install.mk
