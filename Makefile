@@ -37,6 +37,8 @@ help:
 	@echo "make example   generate, compile and run the bundled SeparableConv2D example"
 	@echo "make test      build and run every test"
 	@echo "make lint      luacheck the generator (needs lua-check)"
+	@echo "make test-sanitize  every test under ASan, LSan and UBSan; the kernels under valgrind"
+	@echo "make fuzz      each libFuzzer target for FUZZ_TIME seconds (default 60)"
 	@echo "make bench     the performance suite against oneDNN (make deps-bench first)"
 	@echo "make bench-jit compile times of the run-time library, per backend"
 	@echo "make install   install convgen, the library, headers, convgen.mk, the CMake package and"

@@ -8,6 +8,7 @@
  * bytes), runs the real binary ($CONVGEN, default bin/convgen) without a
  * shell, and checks the exit status, the message and the files left behind. */
 #define _POSIX_C_SOURCE 200809L
+#define _DEFAULT_SOURCE /* realpath */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -100,8 +101,13 @@ typedef struct {
     char *err;    /* stderr */
 } cli_result;
 
+static char convgen_absolute[4096]; /* set in main: the binary, for runs in another directory */
+static const char *cli_cwd;          /* when set, the child runs there */
+
 static const char *convgen_path(void)
 {
+    if (convgen_absolute[0])
+        return convgen_absolute;
     const char *p = getenv("CONVGEN");
     return p && *p ? p : "bin/convgen";
 }
@@ -136,6 +142,8 @@ static cli_result cli_argv(int timeout, const char *const *args)
         dup2(fi, 0);
         dup2(fo, 1);
         dup2(fe, 2);
+        if (cli_cwd && chdir(cli_cwd) != 0)
+            _exit(127);
         /* A runaway child stops at 4 GiB; a sanitized build reserves terabytes
          * of address space for its shadow memory and cannot have the limit. */
         if (!getenv("CONVGEN_TEST_SANITIZED")) {
@@ -1247,6 +1255,14 @@ static void test_lua_sandbox_denies(void **state)
         fmt("dofile(\"%s\")", evil),
         "dofile(\"x\")",
         "local b = string.dump(print)",
+        "loadfile(\"x\")",
+        "debug.sethook()", /* would lift the instruction limit */
+        "package.loadlib(\"libc.so.6\", \"system\")",
+        "collectgarbage(\"stop\")",
+        "getmetatable(\"\").__index.dump(print)",
+        "rawget(_G, \"io\").open(\"x\")",
+        "setmetatable({}, {__gc = function() end})",
+        "_ENV.os.exit(0)",
     };
     for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
         char *spec;
@@ -1604,8 +1620,242 @@ static void test_npy_header_parsed_strictly(void **state)
     assert_no_output();
 }
 
+/* ------------------------------------------------------------------------ */
+/* README's error table                                                      */
+/* ------------------------------------------------------------------------ */
+
+/* How a row's weights directory w/ is made for BASE. */
+typedef enum {
+    W_NONE,      /* no w/ */
+    W_GOOD,      /* kernel.npy and bias.npy as the layer needs */
+    W_NO_KERNEL, /* bias.npy only */
+    W_SHAPE,     /* kernel.npy of the wrong shape */
+    W_INT32,     /* kernel.npy of dtype int32 */
+    W_TRUNCATED, /* kernel.npy cut short */
+    W_TRAILING,  /* kernel.npy with bytes after the data */
+    W_MAGIC,     /* kernel.npy that is not a .npy file */
+    W_VERSION,   /* kernel.npy of format version 4 */
+    W_HEADER,    /* kernel.npy with a malformed header */
+    W_FORTRAN,   /* kernel.npy in Fortran order */
+} weights_setup;
+
+typedef struct {
+    const char *row;   /* README's first column */
+    const char *file;  /* the spec's name */
+    const char *from;  /* the spec is BASE with `from` replaced by `to`, or `to` itself when from is NULL */
+    const char *to;
+    weights_setup weights;
+    const char *args[12]; /* the command line; empty: generate FILE --weights-at-runtime -o out/l.c */
+    int status;
+} error_row;
+
+#define BASE_SPEC NULL, NULL
+static const error_row ERROR_ROWS[] = {
+    {"malformed JSON", "l.json", NULL, "{\"class_name\": \"Conv2D\",\n \"config\": {\"filters\": 4,,}}", W_NONE, {0}, 1},
+    {"trailing text", "l.json", NULL, "{\"class_name\": \"Conv2D\"} {}", W_NONE, {0}, 1},
+    {"not one layer object", "l.json", NULL, "[1, 2]", W_NONE, {0}, 1},
+    {"unknown layer", "l.json", "\"Conv2D\"", "\"Dense\"", W_NONE, {0}, 1},
+    {"missing field", "l.json", "\"filters\": 4, ", "", W_NONE, {0}, 1},
+    {"wrong type", "l.json", "\"kernel_size\": [3, 3]", "\"kernel_size\": \"three\"", W_NONE, {0}, 1},
+    {"out of range (low)", "l.json", "\"strides\": [1, 1]", "\"strides\": [1, 0]", W_NONE, {0}, 1},
+    {"out of range (high)", "l.json", "\"filters\": 4", "\"filters\": 300000000", W_NONE, {0}, 1},
+    {"unknown value", "l.json", "\"same\"", "\"full\"", W_NONE, {0}, 1},
+    {"causal on a 2D layer", "l.json", "\"same\"", "\"causal\"", W_NONE, {0}, 1},
+    {"unknown activation", "l.json", "\"relu\"", "\"swishy\"", W_NONE, {0}, 1},
+    {"activation object", "l.json", "\"relu\"", "{\"class_name\": \"Swish\", \"config\": {}}", W_NONE, {0}, 1},
+    {"strides with dilation", "l.json", "\"dilation_rate\": [1, 1]", "\"dilation_rate\": [2, 2], \"strides\": [2, 1]",
+     W_NONE, {0}, 1},
+    {"groups", "l.json", "\"groups\": 1", "\"groups\": 2", W_NONE, {0}, 1},
+    {"math convgen cannot honour", "l.json", "\"groups\": 1", "\"groups\": 1, \"lora_rank\": 4", W_NONE, {0}, 1},
+    {"unknown field (a warning)", "l.json", "\"groups\": 1", "\"groups\": 1, \"frobnicate\": 7", W_NONE, {0}, 0},
+    {"no input shape", "l.json", ", \"build_config\": {\"input_shape\": [null, 8, 8, 3]}", "", W_NONE, {0}, 1},
+    {"wrong input shape", "l.json", "[null, 8, 8, 3]", "[8, 8]", W_NONE, {0}, 1},
+    {"input smaller than the kernel", "l.json", "\"same\"", "\"valid\"", W_NONE,
+     {"generate", "l.json", "--weights-at-runtime", "--input-shape", "1,2,8,3", "-o", "out/l.c"}, 1},
+    {"input size too large", "l.json", "[null, 8, 8, 3]", "[null, 300000000, 8, 3]", W_NONE, {0}, 1},
+    {"tensor too large", "l.json", "[null, 8, 8, 3]", "[null, 100000, 100000, 3]", W_NONE, {0}, 1},
+    {"kernel extent too large", "l.json", "\"dilation_rate\": [1, 1]", "\"dilation_rate\": [200000000, 1]", W_NONE,
+     {0}, 1},
+    {"too much border", "l.json", NULL,
+     "{\"class_name\": \"Conv1D\", \"config\": {\"filters\": 4, \"kernel_size\": 3000, \"padding\": \"same\"}, "
+     "\"build_config\": {\"input_shape\": [null, 5000, 3]}}", W_NONE, {0}, 1},
+    {"separable too wide", "l.json", NULL,
+     "{\"class_name\": \"SeparableConv2D\", \"config\": {\"filters\": 4, \"kernel_size\": 3, "
+     "\"depth_multiplier\": 20000}, \"build_config\": {\"input_shape\": [null, 8, 8, 1]}}", W_NONE, {0}, 1},
+    {"unreadable spec", "l.json", BASE_SPEC, W_NONE,
+     {"generate", "missing.json", "--weights-at-runtime", "-o", "out/l.c"}, 1},
+    {"Lua syntax error", "l.lua", NULL, "return Conv2D {", W_NONE, {0}, 1},
+    {"Lua run-time error", "l.lua", NULL, "return Conv2D(nil + 1)", W_NONE, {0}, 1},
+    {"Lua sandbox", "l.lua", NULL, "return io.open('/etc/passwd')", W_NONE, {0}, 1},
+    {"Lua instruction limit", "l.lua", NULL, "while true do end", W_NONE, {0}, 1},
+    {"Lua memory limit", "l.lua", NULL, "local t = {} for i = 1, 1e8 do t[i] = i end", W_NONE, {0}, 1},
+    {"Lua spec returns no layer", "l.lua", NULL, "return 42", W_NONE, {0}, 1},
+    {"no weights given", "l.json", BASE_SPEC, W_NONE, {"generate", "l.json", "-o", "out/l.c"}, 1},
+    {"missing weight file", "l.json", BASE_SPEC, W_NO_KERNEL, {"generate", "l.json", "-w", "w", "-o", "out/l.c"}, 1},
+    {"wrong weight shape", "l.json", BASE_SPEC, W_SHAPE, {"generate", "l.json", "-w", "w", "-o", "out/l.c"}, 1},
+    {"wrong dtype", "l.json", BASE_SPEC, W_INT32, {"generate", "l.json", "-w", "w", "-o", "out/l.c"}, 1},
+    {"truncated .npy", "l.json", BASE_SPEC, W_TRUNCATED, {"generate", "l.json", "-w", "w", "-o", "out/l.c"}, 1},
+    {"trailing bytes in .npy", "l.json", BASE_SPEC, W_TRAILING, {"generate", "l.json", "-w", "w", "-o", "out/l.c"}, 1},
+    {"not a .npy file", "l.json", BASE_SPEC, W_MAGIC, {"generate", "l.json", "-w", "w", "-o", "out/l.c"}, 1},
+    {"unknown .npy version", "l.json", BASE_SPEC, W_VERSION, {"generate", "l.json", "-w", "w", "-o", "out/l.c"}, 1},
+    {"malformed .npy header", "l.json", BASE_SPEC, W_HEADER, {"generate", "l.json", "-w", "w", "-o", "out/l.c"}, 1},
+    {"Fortran order", "l.json", BASE_SPEC, W_FORTRAN, {"generate", "l.json", "-w", "w", "-o", "out/l.c"}, 1},
+    {"--unroll full too big", "l.json", BASE_SPEC, W_GOOD,
+     {"generate", "l.json", "-w", "w", "--unroll", "full", "--input-shape", "1,64,64,3", "-o", "out/l.c"}, 1},
+    {"unknown target", "l.json", BASE_SPEC, W_NONE,
+     {"generate", "l.json", "--weights-at-runtime", "--target", "neon", "-o", "out/l.c"}, 1},
+    {"run: wrong input shape", "l.json", BASE_SPEC, W_GOOD,
+     {"run", "l.json", "-w", "w", "-i", "in.npy", "-o", "out/out.npy"}, 1},
+    {"cannot write", "l.json", BASE_SPEC, W_NONE,
+     {"generate", "l.json", "--weights-at-runtime", "-o", "missing/l.c"}, 1},
+    {"unknown option (usage)", "l.json", BASE_SPEC, W_NONE, {"generate", "l.json", "--frobnicate"}, 2},
+    {"bad option value (usage)", "l.json", BASE_SPEC, W_NONE,
+     {"generate", "l.json", "--input-shape", "1,x", "-o", "out/l.c"}, 2},
+    {"unknown command (usage)", "l.json", BASE_SPEC, W_NONE, {"frob"}, 2},
+};
+
+/* Writes w/kernel.npy as the row asks (bias.npy is always right). */
+static void make_row_weights(const char *dir, weights_setup how)
+{
+    if (how == W_NONE)
+        return;
+    char *w = fmt("%s/w", dir);
+    if (mkdir(w, 0755) != 0)
+        fail_msg("mkdir %s", w);
+    save_weights(w, "bias.npy", 1, BIAS_SHAPE);
+    if (how == W_NO_KERNEL)
+        return;
+    if (how == W_GOOD) {
+        save_weights(w, "kernel.npy", 4, KERNEL_SHAPE);
+        return;
+    }
+    static float data[2 * 108];
+    size_t size = 0;
+    unsigned char *b;
+    switch (how) {
+    case W_SHAPE: b = raw_npy("<f4", "(3, 3, 4)", data, 36 * 4, &size); break;
+    case W_INT32: b = raw_npy("<i4", "(3, 3, 3, 4)", data, 108 * 4, &size); break;
+    case W_TRUNCATED: b = raw_npy("<f4", "(3, 3, 3, 4)", data, 100, &size); break;
+    case W_TRAILING: b = raw_npy("<f4", "(3, 3, 3, 4)", data, 108 * 4 + 8, &size); break;
+    case W_MAGIC:
+        b = (unsigned char *)fmt("%s", "kernel weights, not a .npy file\n");
+        size = strlen((char *)b);
+        break;
+    case W_VERSION:
+        b = raw_npy("<f4", "(3, 3, 3, 4)", data, 108 * 4, &size);
+        b[6] = 4;
+        break;
+    case W_HEADER: b = raw_npy("<f4", "(3, 3, 3, 4", data, 108 * 4, &size); break;
+    default: { /* W_FORTRAN */
+        b = raw_npy("<f4", "(3, 3, 3, 4)", data, 108 * 4, &size);
+        char *f = strstr((char *)b + 10, "False"); /* past the magic, which holds a NUL */
+        memcpy(f, "True ", 5);
+        break;
+    }
+    }
+    FILE *f = fopen(fmt("%s/kernel.npy", w), "wb");
+    if (!f || fwrite(b, 1, size, f) != size || fclose(f) != 0)
+        fail_msg("cannot write %s/kernel.npy", w);
+}
+
+/* text matches pattern, where each "..." stands for any text. */
+static int matches(const char *text, const char *pattern)
+{
+    const char *dots = strstr(pattern, "...");
+    if (!dots)
+        return strcmp(text, pattern) == 0;
+    size_t head = (size_t)(dots - pattern);
+    if (strncmp(text, pattern, head) != 0)
+        return 0;
+    for (const char *t = text + head; ; t++) {
+        if (matches(t, dots + 3))
+            return 1;
+        if (!*t)
+            return 0;
+    }
+}
+
+/* Every row of README's error table: the row's input produces exactly the
+ * message README shows (as one line of stderr; `...` matches anything), the
+ * row's exit status, and no output file. Rows and cases must correspond. */
+static void test_error_table(void **state)
+{
+    (void)state;
+    size_t size;
+    char *readme = read_or_fail("README.md", &size);
+    char *table = strstr(readme, "\n| bad input | message |");
+    if (!table)
+        fail_msg("README.md has no error table (| bad input | message |)");
+    size_t nrows = sizeof ERROR_ROWS / sizeof ERROR_ROWS[0];
+    int *seen = own(calloc(nrows, sizeof(int)));
+    int listed = 0;
+    char *line = strchr(table + 1, '\n') + 1;
+    line = strchr(line, '\n') + 1; /* past the |---| line */
+    while (line && strncmp(line, "| ", 2) == 0) {
+        char *end = strchr(line, '\n');
+        *end = 0;
+        char *sep = strstr(line + 2, " | ");
+        char *tick1 = strchr(line, '`'), *tick2 = strrchr(line, '`');
+        if (!sep || !tick1 || tick1 == tick2)
+            fail_msg("README error row not `| class | `message` |`: %s", line);
+        *sep = 0;
+        *tick2 = 0;
+        const char *row = line + 2, *want = tick1 + 1;
+        if (*want == '`') /* ``a message with `backticks` in it`` */
+            want += 2, tick2[-2] = 0;
+        size_t i = 0;
+        while (i < nrows && strcmp(ERROR_ROWS[i].row, row) != 0)
+            i++;
+        if (i == nrows)
+            fail_msg("README error row \"%s\" has no case in test_error_table", row);
+        seen[i] = 1;
+        listed++;
+
+        const error_row *e = &ERROR_ROWS[i];
+        char *dir = fmt("%s/row%zu", tmp, i);
+        if (mkdir(dir, 0755) != 0 || mkdir(fmt("%s/out", dir), 0755) != 0)
+            fail_msg("mkdir %s", dir);
+        const char *spec = e->from ? replaced(BASE, e->from, e->to) : e->to ? e->to : BASE;
+        own(harness_write(dir, e->file, spec, strlen(spec)));
+        make_row_weights(dir, e->weights);
+        if (strcmp(row, "run: wrong input shape") == 0) {
+            static const long shape[] = {1, 5, 5, 3};
+            save_weights(dir, "in.npy", 4, shape);
+        }
+        const char *defaults[] = {"generate", e->file, "--weights-at-runtime", "-o", "out/l.c", NULL};
+        cli_cwd = dir;
+        cli_result r = cli_argv(DEFAULT_TIMEOUT, e->args[0] ? e->args : defaults);
+        cli_cwd = NULL;
+        if (r.status != e->status)
+            fail_msg("row \"%s\": expected exit %d, got %s", row, e->status, show_result(&r));
+        int found = 0;
+        for (char *l = r.err; l && *l && !found;) {
+            char *nl = strchr(l, '\n');
+            if (nl)
+                *nl = 0;
+            found = matches(l, want);
+            l = nl ? nl + 1 : NULL;
+        }
+        if (!found)
+            fail_msg("row \"%s\": README says\n  %s\nbut convgen said\n%s", row, want, r.err);
+        if (e->status != 0) {
+            char *left = listing(fmt("%s/out", dir));
+            if (!left || left[0])
+                fail_msg("row \"%s\": output written: %s", row, left ? left : "(out/ gone)");
+        }
+        line = end + 1;
+    }
+    for (size_t i = 0; i < nrows; i++) {
+        if (!seen[i])
+            fail_msg("case \"%s\" is missing from README's error table", ERROR_ROWS[i].row);
+    }
+    assert_int_equal(listed, (int)nrows);
+}
+
 int main(void)
 {
+    if (!realpath(convgen_path(), convgen_absolute))
+        convgen_absolute[0] = 0;
     const struct CMUnitTest tests[] = {
         T(test_base_spec_generates),
         T(test_malformed_json),
@@ -1629,6 +1879,7 @@ int main(void)
         T(test_lora_rank_refused),
         T(test_lora_rank_null_accepted),
         T(test_quantization_config_refused),
+        T(test_error_table),
         T(test_unknown_field_warns),
         T(test_control_characters_escaped),
         T(test_control_characters_escaped_in_values),
