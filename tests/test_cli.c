@@ -1682,6 +1682,10 @@ static const error_row ERROR_ROWS[] = {
     {"separable too wide", "l.json", NULL,
      "{\"class_name\": \"SeparableConv2D\", \"config\": {\"filters\": 4, \"kernel_size\": 3, "
      "\"depth_multiplier\": 20000}, \"build_config\": {\"input_shape\": [null, 8, 8, 1]}}", W_NONE, {0}, 1},
+    {"packed kernel too large", "l.json", NULL,
+     "{\"class_name\": \"Conv2D\", \"config\": {\"filters\": 1, \"kernel_size\": 1}, "
+     "\"build_config\": {\"input_shape\": [null, 1, 1, 268435456]}}", W_NONE,
+     {"generate", "l.json", "--weights-at-runtime", "--target", "avx2", "-o", "out/l.c"}, 1},
     {"unreadable spec", "l.json", BASE_SPEC, W_NONE,
      {"generate", "missing.json", "--weights-at-runtime", "-o", "out/l.c"}, 1},
     {"Lua syntax error", "l.lua", NULL, "return Conv2D {", W_NONE, {0}, 1},

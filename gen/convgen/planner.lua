@@ -65,6 +65,8 @@ end
 -- Output positions along one axis whose taps are clipped by padding: each
 -- gets its own call with constant tap bounds, so their number is capped.
 M.MAX_BORDER = 1024
+-- Floats of a packed kernel: generated code indexes it with int.
+M.MAX_PACKED = 2147483647
 local function borders(out, s, d, k, pad, n, lo, hi)
   if lo == hi then lo, hi = out, out end -- no interior: every position is a border
   if lo + (out - hi) > M.MAX_BORDER then return nil, lo + (out - hi) end
@@ -226,6 +228,11 @@ function M.plan(ir, options)
       end
       simd.packed = { rows = rows, columns = ir.out_c, size = offset, source = simd.kernel,
                       name = simd.kernel .. "_packed" }
+      -- Zero padding to whole tiles can grow the kernel past what int indexes.
+      if offset > M.MAX_PACKED then
+        return nil, format("the %s target pads the kernel to %d floats (whole channel tiles); "
+          .. "at most %d are supported: use --target scalar", p.target, offset, M.MAX_PACKED), "--target"
+      end
     end
     p.simd = simd
   end
