@@ -37,7 +37,7 @@
 /* Per-test state: a temporary directory and everything to free afterwards */
 /* ------------------------------------------------------------------------ */
 
-#define MAX_OWNED 512
+#define MAX_OWNED 4096
 #define DEFAULT_TIMEOUT 120 /* seconds; a run past it counts as a failure */
 #define END ((const char *)NULL)
 
@@ -48,8 +48,11 @@ static int nowned;
 
 static void *own(void *p)
 {
-    if (nowned < MAX_OWNED)
-        owned[nowned++] = p;
+    if (nowned == MAX_OWNED) {
+        fprintf(stderr, "test_cli: more than %d allocations in one test; raise MAX_OWNED\n", MAX_OWNED);
+        abort();
+    }
+    owned[nowned++] = p;
     return p;
 }
 

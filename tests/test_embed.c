@@ -411,13 +411,16 @@ static void test_pkg_config(void **state)
 
 /* A fresh root under build/tests, and an environment of our own: nothing of
  * the make that runs the tests (flags, jobserver, variables) reaches the
- * makes and the cmake started here. */
+ * makes and the cmake started here. Under make test-sanitize that includes
+ * BUILD, BIN and SANITIZE: the plain build is installed, since the example
+ * projects link without the sanitizers' runtimes. */
 static int setup(void **state)
 {
     (void)state;
     static const char *const inherited[] = {"MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES", "DESTDIR",
                                             "PREFIX", "CONVGEN", "CONVGEN_PREFIX", "CONVGEN_FLAGS",
-                                            "PKG_CONFIG_PATH", "CMAKE_PREFIX_PATH"};
+                                            "PKG_CONFIG_PATH", "CMAKE_PREFIX_PATH", "BUILD", "BIN", "SANITIZE",
+                                            "CFLAGS"};
     for (size_t i = 0; i < sizeof inherited / sizeof inherited[0]; i++)
         unsetenv(inherited[i]);
     char cwd[ROOT_SIZE - 64], name[] = "build/tests/embed.XXXXXX";
