@@ -450,6 +450,51 @@ static int l_cpu_target(lua_State *L)
 }
 
 /* native.random_tensor(shape, seed) -> uniform floats in [-1, 1), deterministic */
+/* native.tensor_from(shape, values) -> a tensor of the numbers in values (a
+ * sequence of prod(shape) numbers, C order). Folding batch normalization makes
+ * its small vectors this way. */
+static int l_tensor_from(lua_State *L)
+{
+    convgen_npy_array a;
+    a.rank = check_shape(L, 1, a.shape, &a.count);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    luaL_argcheck(L, luaL_len(L, 2) == a.count, 2, "as many values as the shape holds");
+    a.data = malloc(a.count ? (size_t)a.count * sizeof(float) : 1);
+    if (!a.data)
+        return luaL_error(L, "out of memory");
+    for (long i = 0; i < a.count; i++) {
+        lua_geti(L, 2, i + 1);
+        int ok;
+        lua_Number v = lua_tonumberx(L, -1, &ok);
+        lua_pop(L, 1);
+        if (!ok) {
+            free(a.data);
+            return luaL_argerror(L, 2, "numbers only");
+        }
+        a.data[i] = (float)v;
+    }
+    push_tensor(L, &a);
+    return 1;
+}
+
+/* tensor:scaled_columns(scale) -> a copy with element i multiplied by
+ * scale[i % n], n = scale's element count: every Keras kernel keeps its output
+ * channels on the fastest axes, so this scales each output channel. */
+static int tensor_scaled_columns(lua_State *L)
+{
+    tensor *t = check_tensor(L, 1), *scale = check_tensor(L, 2);
+    long n = scale->a.count;
+    luaL_argcheck(L, n > 0 && t->a.count % n == 0, 2, "the element count must divide the tensor's");
+    convgen_npy_array a = t->a;
+    a.data = malloc(a.count ? (size_t)a.count * sizeof(float) : 1);
+    if (!a.data)
+        return luaL_error(L, "out of memory");
+    for (long i = 0; i < a.count; i++)
+        a.data[i] = (float)((double)t->a.data[i] * (double)scale->a.data[i % n]);
+    push_tensor(L, &a);
+    return 1;
+}
+
 static int l_random_tensor(lua_State *L)
 {
     convgen_npy_array a;
@@ -558,7 +603,8 @@ static int l_jit_symbols(lua_State *L)
 
 static const luaL_Reg tensor_methods[] = {
     {"shape", tensor_shape}, {"get", tensor_get},
-    {"literals", tensor_literals}, {"reshaped", tensor_reshaped}, {"packed", tensor_packed}, {NULL, NULL},
+    {"literals", tensor_literals}, {"reshaped", tensor_reshaped}, {"packed", tensor_packed},
+    {"scaled_columns", tensor_scaled_columns}, {NULL, NULL},
 };
 
 static const luaL_Reg native_functions[] = {
@@ -568,7 +614,7 @@ static const luaL_Reg native_functions[] = {
     {"float_literal", l_float_literal},
     {"template", l_template},     {"jit_run", l_jit_run},
     {"jit_symbols", l_jit_symbols}, {"cpu_target", l_cpu_target},
-    {"random_tensor", l_random_tensor}, {"bench", l_bench}, {"set_memory_limit", l_set_memory_limit},
+    {"random_tensor", l_random_tensor}, {"tensor_from", l_tensor_from}, {"bench", l_bench}, {"set_memory_limit", l_set_memory_limit},
     {NULL, NULL},
 };
 

@@ -7,6 +7,8 @@
 -- exactly the functions in runtime/jit.c, and a test checks the two agree.
 local M = {}
 
+local format = string.format
+
 local SELU_ALPHA = "1.67326324235437728481704f"
 local SELU_SCALE = "1.05070098735548049341933f"
 
@@ -80,6 +82,34 @@ function M.apply(entry, var, form)
     memo[form][var] = expr
   end
   return expr
+end
+
+-- The activation of Keras's ReLU layer, f(x) = clip(x > threshold ? x : 0,
+-- 0, max_value) - negative_slope * max(threshold - x, 0) (Keras clips only when
+-- max_value is given, and keeps x as is above a non-zero threshold), and of
+-- LeakyReLU (max_value nil, threshold 0). Returns a display name and an entry:
+-- the named entries where they coincide, else one with its constants in `expr`.
+function M.relu_layer(max_value, negative_slope, threshold)
+  local slope, t = negative_slope or 0, threshold or 0
+  if t == 0 and slope == 0 and max_value == nil then return "relu", TABLE.relu end
+  if t == 0 and slope == 0 and max_value == 6 then return "relu6", TABLE.relu6 end
+  local lit = require("convgen.native").float_literal
+  local pos = t ~= 0 and format("(v > %s ? v : 0.0f)", lit(t)) or "(v > 0.0f ? v : 0.0f)"
+  if max_value ~= nil then
+    pos = format("(%s < 0.0f ? 0.0f : (%s > %s ? %s : %s))", pos, pos, lit(max_value), lit(max_value), pos)
+  end
+  local expr, name = pos, "relu"
+  if slope ~= 0 then
+    expr = format("(%s - %s * (%s - v > 0.0f ? %s - v : 0.0f))", pos, lit(slope), lit(t), lit(t))
+    if t == 0 and max_value == nil then
+      expr = format("(v > 0.0f ? v : %s * v)", lit(slope))
+    end
+  end
+  local parts = {}
+  if max_value ~= nil then parts[#parts + 1] = "max_value " .. lit(max_value) end
+  if slope ~= 0 then parts[#parts + 1] = "negative_slope " .. lit(slope) end
+  if t ~= 0 then parts[#parts + 1] = "threshold " .. lit(t) end
+  return name .. "(" .. table.concat(parts, ", ") .. ")", { expr = expr }
 end
 
 -- Every accepted name (aliases included), sorted, for error messages.

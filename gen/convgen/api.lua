@@ -6,11 +6,14 @@ local emit = require("convgen.emit")
 local frontend_json = require("convgen.frontend_json")
 local frontend_lua = require("convgen.frontend_lua")
 local keras = require("convgen.keras")
+local model_mod = require("convgen.model")
 local native = require("convgen.native")
 local planner = require("convgen.planner")
 local weights = require("convgen.weights")
 
 local M = {}
+
+local format = string.format
 
 
 -- Picks the front-end by extension, or by the first character for other names.
@@ -68,17 +71,11 @@ end
 -- Loads and validates a spec. opts: spec (path), spec_text (optional: the text,
 -- with spec as its label), input_shape (list), keras_version.
 -- Returns ir, diag; throws a diag failure on bad input.
-function M.load_spec(opts)
-  local file = opts.spec or "<spec>"
-  local diag = diag_mod.new(file)
-  local text = opts.spec_text
-  if not text then
-    local err
-    text, err = native.read_file(file)
-    if not text then diag:fail("cannot read spec: " .. err, "spec") end
+function M.load_spec(opts, desc, diag)
+  if not desc then desc, diag = M.parse_spec(opts) end
+  if model_mod.is_model(desc) then
+    diag:fail(format("%s is a whole model; this takes one layer", desc.class_name), "class_name")
   end
-  local desc = frontend_for(file, text).parse(text, diag)
-  diag:check()
   if opts.input_shape then
     desc.input_shape, desc.input_shape_field = opts.input_shape, "--input-shape"
   end
@@ -95,11 +92,99 @@ function M.load_weights(ir, opts, diag)
   return tensors
 end
 
+-- Weights of a model's layers from a directory: DIR/<layer name>/<weight>.npy.
+local function directory_weights(dir)
+  return function(layer, wanted)
+    local out = {}
+    for i, w in ipairs(wanted) do
+      local path, t, err
+      for _, name in ipairs(w.names) do
+        path = dir .. "/" .. layer .. "/" .. name .. ".npy"
+        t, err = native.read_npy(path)
+        if t or not err:match("^cannot open") then break end
+      end
+      if not t then
+        return nil, err:match("^cannot open") and format("missing weight file %s/%s.npy", layer, w.names[1])
+          or (path .. ": " .. err)
+      end
+      out[i] = t
+    end
+    return out
+  end
+end
+
+-- A whole model (Sequential or Functional): parsed spec text -> C.
+local function generate_model(obj, diag, opts)
+  if opts.weights_at_runtime and not opts.model_weights then
+    diag:fail("a model's weights are baked in: --weights-at-runtime is for single layers", "--weights-at-runtime")
+  end
+  local weights_fn, label = opts.model_weights, opts.model_file
+  if not weights_fn then
+    if not opts.weights_dir then
+      diag:fail("a model needs its weights: give -w DIR holding DIR/<layer name>/<weight>.npy, "
+        .. "or generate from the .keras file", "-w")
+    end
+    weights_fn, label = directory_weights(opts.weights_dir), opts.weights_dir
+  end
+  if opts.unroll and opts.unroll ~= "default" then
+    diag:fail("--unroll full is for single layers", "--unroll")
+  end
+  local model = model_mod.build(obj, diag, { weights = weights_fn, weights_label = label,
+                                             keras_version = opts.keras_version })
+  diag:check()
+  local target = opts.target
+  if target == "native" then target = native.cpu_target() end
+  local stem = opts.c_file and opts.c_file:match("([^/]*)%.c$")
+  local name = opts.name or identifier(stem or model.name or "model")
+  local c_file = opts.c_file or (name .. ".c")
+  local h_file = opts.h_file or (c_file:gsub("%.c$", "") .. ".h")
+  local c, h = model_mod.generate(model, diag, { name = name, c_file = c_file, h_file = h_file, target = target,
+    spec = opts.spec, command = opts.command, keras_version = opts.keras_version })
+  diag:check()
+  return { c = c, h = h, model = model, diag = diag, name = name, h_file = h_file, c_file = c_file }
+end
+
+-- Reads and parses a spec; returns the description and the collector. A model
+-- file (.keras, .h5) gives its config and a weights function in opts.
+local function parse_spec(opts)
+  local file = opts.spec or "<spec>"
+  local diag = diag_mod.new(file)
+  local text = opts.spec_text
+  if not text and (file:match("%.keras$") or file:match("%.h5$")) then
+    local m, err = native.read_model(file)
+    if not m then diag:fail(err, "spec") end
+    text = m.config
+    opts.model_file = file
+    opts.model_weights = function(layer)
+      local list = m.weights[layer]
+      if not list then return nil, format("no weights for layer %s in the file", layer) end
+      return list
+    end
+    if m.format == "h5" and not opts.keras_version then opts.keras_version = 2 end
+    local desc = frontend_json.parse(text, diag)
+    diag:check()
+    return desc, diag
+  end
+  if not text then
+    local err
+    text, err = native.read_file(file)
+    if not text then diag:fail("cannot read spec: " .. err, "spec") end
+  end
+  local fe = frontend_for(file, text)
+  local desc = fe.parse(text, diag)
+  diag:check()
+  return desc, diag
+end
+M.parse_spec = parse_spec
+
 -- Generates C. opts: the load_spec options plus weights_dir, weights_at_runtime,
 -- name, c_file, h_file, command, target, unroll, standalone.
--- Returns { c, h, ir, plan, diag, name, tensors }; throws a diag failure on bad input.
+-- Returns { c, h, ir, plan, diag, name, tensors } for a layer, { c, h, model,
+-- diag, name } for a model; throws a diag failure on bad input.
 function M.generate(opts)
-  local ir, diag = M.load_spec(opts)
+  local desc, parsed_diag = parse_spec(opts)
+  if model_mod.is_model(desc) then return generate_model(desc, parsed_diag, opts) end
+  local ir, diag = M.load_spec(opts, desc, parsed_diag)
   local tensors = M.load_weights(ir, opts, diag)
   if not tensors and not opts.weights_at_runtime then
     diag:fail("no weights: give -w DIR, or --weights-at-runtime", "-w")

@@ -248,8 +248,73 @@ function commands.generate(opts, argv)
 end
 
 -- check: validate and report
+-- check on a whole model: one row per operation, then the totals.
+local function check_model(opts, result)
+  local model = result.model
+  local function shape(s) return "[" .. concat(s, ", ") .. "]" end
+  local rows = { { "#", "layer", "class", "output", "MFLOPs", "weights", "code", "arena", "folded in" } }
+  local flops, weight_bytes, code_bytes = 0, 0, 0
+  for i, op in ipairs(model.ops) do
+    local f, w
+    w = 0
+    if op.kind == "conv" then
+      f = 2 * op.ir.macs
+      for _, t in ipairs(op.tensors) do
+        local n = 1
+        for _, v in ipairs(t:shape()) do n = n * v end
+        w = w + 4 * n
+      end
+    else
+      f = op.size * #(op.inputs)
+    end
+    flops, weight_bytes, code_bytes = flops + f, weight_bytes + w, code_bytes + (op.code_bytes or 0)
+    local place = op.place == "output" and "output" or format("%d+%d", op.offset, op.size)
+    rows[#rows + 1] = { tostring(i), op.layer.name, op.layer.class, shape(op.shape), format("%.3f", f / 1e6),
+      tostring(w), tostring(op.code_bytes or 0), place, concat(op.notes or {}, "; ") }
+  end
+  local widths = {}
+  for _, r in ipairs(rows) do
+    for k, v in ipairs(r) do widths[k] = math.max(widths[k] or 0, #v) end
+  end
+  local lines = {
+    format("spec        %s", opts.spec),
+    format("model       %s, %d layers -> %d operations", diag_mod.quote(tostring(model.name or result.name)),
+      #model.layers, #model.ops),
+    format("input       [batch, %s]", concat(model.input_shape, ", ")),
+    format("output      [batch, %s]", concat(model.output_shape, ", ")),
+    "",
+  }
+  for _, r in ipairs(rows) do
+    local cells = {}
+    for k, v in ipairs(r) do
+      local numeric = k == 1 or (k >= 5 and k <= 7)
+      cells[k] = numeric and string.rep(" ", widths[k] - #v) .. v or v .. string.rep(" ", widths[k] - #v)
+    end
+    lines[#lines + 1] = (concat(cells, "  "):gsub("%s+$", ""))
+  end
+  local io_floats = 0
+  for _, s in ipairs({ model.input_shape, model.output_shape }) do
+    local n = 1
+    for _, v in ipairs(s) do n = n * v end
+    io_floats = io_floats + n
+  end
+  lines[#lines + 1] = ""
+  lines[#lines + 1] = format("FLOPs       %d per batch item", flops)
+  lines[#lines + 1] = format("weights     %d bytes (baked in)", weight_bytes)
+  lines[#lines + 1] = format("code        %d bytes of C + %d bytes of header", #result.c, #result.h)
+  lines[#lines + 1] = format("arena       %d floats (%d bytes); peak memory with input and output %d bytes "
+    .. "per batch item", model.arena_size, 4 * model.arena_size, 4 * (model.arena_size + io_floats))
+  stdout:write(concat(lines, "\n"), "\n")
+  return result.diag
+end
+
 function commands.check(opts)
   opts.weights_at_runtime = not opts.weights_dir
+  local desc = api.parse_spec(opts)
+  if require("convgen.model").is_model(desc) then
+    opts.weights_at_runtime = false
+    return check_model(opts, api.generate(opts))
+  end
   local result = api.generate(opts)
   local ir = result.ir
   local function shape(s) return "[batch, " .. concat(s, ", ") .. "]" end

@@ -30,6 +30,21 @@ function Diag:error_in(file, message, field)
   insert(self.errors, { message = message, field = field, file = file })
 end
 
+-- A view of this collector whose fields are prefixed ("config.layers[3]" +
+-- "config.filters"): a layer inside a model reports where it sits.
+function Diag:scoped(prefix)
+  local parent = self
+  local function field(f) return f and (prefix .. "." .. f) or prefix end
+  local view = { file = self.file, errors = self.errors, warnings = self.warnings }
+  view.error = function(_, message, f) parent:error(message, field(f)) end
+  view.warn = function(_, message, f) parent:warn(message, field(f)) end
+  view.error_in = function(_, file, message, f) parent:error_in(file, message, field(f)) end
+  view.ok = function() return parent:ok() end
+  view.check = function() return parent:check() end
+  view.fail = function(_, message, f) return parent:fail(message, field(f)) end
+  return view
+end
+
 -- True when no error was recorded.
 function Diag:ok()
   return #self.errors == 0

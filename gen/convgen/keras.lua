@@ -32,6 +32,19 @@ local CLASS_ALIASES = {
   SeparableConvolution1D = "SeparableConv1D", SeparableConvolution2D = "SeparableConv2D",
 }
 
+-- True for the class names of the convolution layers convgen generates.
+function M.is_conv_class(name)
+  return CLASSES[CLASS_ALIASES[name] or name] ~= nil
+end
+
+-- The convolution classes, sorted, for messages.
+function M.conv_classes()
+  local names = {}
+  for k in pairs(CLASSES) do names[#names + 1] = k end
+  table.sort(names)
+  return names
+end
+
 -- Fields that decide the math, per op (value: true = required).
 local MATH_FIELDS = {
   common = { kernel_size = true, strides = false, padding = false, data_format = false,
@@ -265,7 +278,8 @@ local function keras_shape(rank, channels_first, h, w, c)
 end
 
 -- Builds the IR of one layer from a description; returns nil after recording
--- errors in diag. options: keras_version (2 or 3).
+-- errors in diag. options: keras_version (2 or 3), extra_pads ({top, bottom,
+-- left, right}: zeros a model's ZeroPadding layer adds in front of this one).
 function M.lower(desc, diag, options)
   options = options or {}
   local class = desc.class_name
@@ -367,9 +381,17 @@ function M.lower(desc, diag, options)
   local s = rank == 1 and { 1, strides[1] } or strides
   local d = rank == 1 and { 1, dilation[1] } or dilation
   local in_hw = { input.h, input.w }
+  -- Zero padding folded in from a model's ZeroPadding layer: the layer sees
+  -- the padded input, whose zeros become more pad on each side.
+  local zeros = options.extra_pads or { 0, 0, 0, 0 } -- top, bottom, left, right
   local axes, axis_names = {}, rank == 1 and { "", "length" } or { "height", "width" }
   for i = 1, 2 do
-    local a = shapes.axis(i == 1 and padding == "causal" and "valid" or padding, in_hw[i], k[i], s[i], d[i])
+    local before, after = zeros[2 * i - 1], zeros[2 * i]
+    local a = shapes.axis(i == 1 and padding == "causal" and "valid" or padding, in_hw[i] + before + after,
+      k[i], s[i], d[i])
+    if a then
+      a.pad_before, a.pad_after = a.pad_before + before, a.pad_after + after
+    end
     if not a then
       diag:error(format("input %s %d is smaller than the kernel's extent %d under 'valid' padding",
         axis_names[i], in_hw[i], shapes.effective_kernel(k[i], d[i])), desc.input_shape_field or "build_config.input_shape")
@@ -437,9 +459,10 @@ function M.lower(desc, diag, options)
   if op ~= "conv" then extra = format(", depth_multiplier %d", dm) end
   ir.geometry_text = format("kernel %s, strides %s, dilation %s%s", axes2(ir.k_h, ir.k_w),
     axes2(ir.s_h, ir.s_w), axes2(ir.d_h, ir.d_w), extra)
+  local label = options.extra_pads and (padding .. " with zero padding folded in") or padding
   ir.padding_text = rank == 1
-    and format("%s: left %d, right %d", padding, ir.pad_left, ir.pad_right)
-    or format("%s: top %d, bottom %d, left %d, right %d", padding, ir.pad_top, ir.pad_bottom,
+    and format("%s: left %d, right %d", label, ir.pad_left, ir.pad_right)
+    or format("%s: top %d, bottom %d, left %d, right %d", label, ir.pad_top, ir.pad_bottom,
       ir.pad_left, ir.pad_right)
 
   -- Multiply-adds, for reports and benchmarks.

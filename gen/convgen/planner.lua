@@ -88,7 +88,7 @@ function M.plan(ir, options)
     return nil, format("unknown target '%s'", target), "--target"
   end
   local p = { target = target, unroll = options.unroll or "default" }
-  p.act = activations.get(ir.activation, ir.keras_version)
+  p.act = ir.activation_entry or activations.get(ir.activation, ir.keras_version)
   p.in_stride = strides(ir.channels_first, ir.in_h, ir.in_w, ir.in_c)
   p.out_stride = strides(ir.channels_first, ir.out_h, ir.out_w, ir.out_c)
   p.in_size = ir.in_h * ir.in_w * ir.in_c
