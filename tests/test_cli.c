@@ -1653,6 +1653,12 @@ typedef struct {
 } error_row;
 
 #define BASE_SPEC NULL, NULL
+/* A Sequential model: an input, a Conv2D "c" and then `last`. */
+#define MODEL_WITH(last)                                                                       \
+    "{\"class_name\": \"Sequential\", \"config\": {\"name\": \"m\", \"layers\": ["                   \
+    "{\"class_name\": \"InputLayer\", \"config\": {\"name\": \"in\", \"batch_shape\": [null, 8, 8, 3]}}, " \
+    "{\"class_name\": \"Conv2D\", \"config\": {\"name\": \"c\", \"filters\": 4, \"kernel_size\": 3, "      \
+    "\"activation\": \"relu\"}}, " last "]}}"
 static const error_row ERROR_ROWS[] = {
     {"malformed JSON", "l.json", NULL, "{\"class_name\": \"Conv2D\",\n \"config\": {\"filters\": 4,,}}", W_NONE, {0}, 1},
     {"trailing text", "l.json", NULL, "{\"class_name\": \"Conv2D\"} {}", W_NONE, {0}, 1},
@@ -1689,6 +1695,19 @@ static const error_row ERROR_ROWS[] = {
      "{\"class_name\": \"Conv2D\", \"config\": {\"filters\": 1, \"kernel_size\": 1}, "
      "\"build_config\": {\"input_shape\": [null, 1, 1, 268435456]}}", W_NONE,
      {"generate", "l.json", "--weights-at-runtime", "--target", "avx2", "-o", "out/l.c"}, 1},
+    {"model: unsupported layer", "l.json", NULL, MODEL_WITH("{\"class_name\": \"Dense\", \"config\": {\"name\": \"d\"}}"),
+     W_NONE, {"generate", "l.json", "-w", "w", "-o", "out/l.c"}, 1},
+    {"model: BatchNormalization that cannot be folded", "l.json", NULL,
+     MODEL_WITH("{\"class_name\": \"BatchNormalization\", \"config\": {\"name\": \"bn\"}}"),
+     W_NONE, {"generate", "l.json", "-w", "w", "-o", "out/l.c"}, 1},
+    {"model: ZeroPadding not before a convolution", "l.json", NULL,
+     MODEL_WITH("{\"class_name\": \"ZeroPadding2D\", \"config\": {\"name\": \"zp\", \"padding\": 1}}"),
+     W_NONE, {"generate", "l.json", "-w", "w", "-o", "out/l.c"}, 1},
+    {"model: no weights", "l.json", NULL, MODEL_WITH("{\"class_name\": \"ReLU\", \"config\": {\"name\": \"r\"}}"),
+     W_NONE, {"generate", "l.json", "-o", "out/l.c"}, 1},
+    {"model: missing weight file", "l.json", NULL,
+     MODEL_WITH("{\"class_name\": \"ReLU\", \"config\": {\"name\": \"r\"}}"), W_GOOD,
+     {"generate", "l.json", "-w", "w", "-o", "out/l.c"}, 1},
     {"unreadable spec", "l.json", BASE_SPEC, W_NONE,
      {"generate", "missing.json", "--weights-at-runtime", "-o", "out/l.c"}, 1},
     {"Lua syntax error", "l.lua", NULL, "return Conv2D {", W_NONE, {0}, 1},
