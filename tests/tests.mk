@@ -6,7 +6,7 @@ TEST_NAMES  = test_reference test_kernels test_keras_golden test_cli test_host t
 TEST_BINS   = $(addprefix $(BUILD)/tests/,$(TEST_NAMES)) $(if $(SANITIZE),,$(BUILD)/tests/test_library_tsan)
 
 # The library and its test under ThreadSanitizer: any report fails the run.
-TSAN_SOURCES = runtime/convgen.c runtime/backend.c runtime/jit.c runtime/npy.c runtime/fileio.c \
+TSAN_SOURCES = runtime/convgen.c runtime/backend.c runtime/jit.c runtime/npy.c runtime/fileio.c runtime/model_file.c \
                gen/host.c $(BUILD)/embedded.c
 
 .PHONY: test
