@@ -651,6 +651,45 @@ static void test_legacy_refused(void **state)
     free(dir);
 }
 
+/* Links Keras never writes are not followed: an external link in a legacy
+ * file (it could name any file, even a FIFO), a soft link in a .keras file. */
+static void test_links_not_followed(void **state)
+{
+    (void)state;
+    char *dir = harness_tempdir();
+    char other[4200];
+    snprintf(other, sizeof other, "%s/other.h5", dir);
+    hid_t f = H5Fcreate(other, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    hsize_t dims[2] = {2, 3};
+    make_dataset(f, "kernel", H5T_IEEE_F32LE, 2, dims);
+    H5Fclose(f);
+    const char *bias[] = {"c/kernel", "c/bias"};
+    char *path = legacy_with_weights(dir, "external.h5", bias, 2, H5T_IEEE_F32LE, 1);
+    f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    assert_true(H5Lcreate_external(other, "kernel", f, "model_weights/c/c/bias", H5P_DEFAULT, H5P_DEFAULT) >= 0);
+    H5Fclose(f);
+    expect_failure(path, "model_weights/c/c/bias: cannot open the dataset", (char *)NULL);
+    free(path);
+
+    char h5[4200];
+    snprintf(h5, sizeof h5, "%s/weights.h5", dir);
+    f = H5Fcreate(h5, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    make_dataset(f, "data", H5T_IEEE_F32LE, 2, dims);
+    H5Gclose(make_group(f, "layers/conv/vars"));
+    assert_true(H5Lcreate_soft("/data", f, "layers/conv/vars/0", H5P_DEFAULT, H5P_DEFAULT) >= 0);
+    H5Fclose(f);
+    size_t size;
+    char *image = harness_read(h5, &size);
+    const char *members[][2] = {{"config.json", "{}"}, {"model.weights.h5", image}};
+    size_t sizes[] = {2, size};
+    path = write_zip(dir, "soft.keras", 2, members, sizes);
+    expect_failure(path, "layers/conv/vars/0: a soft or external link", (char *)NULL);
+    free(image);
+    free(path);
+    harness_remove_tree(dir);
+    free(dir);
+}
+
 /* HDF5 prints nothing on stderr, and its error printing is restored after. */
 static void test_hdf5_is_quiet(void **state)
 {
@@ -714,6 +753,7 @@ int main(void)
         cmocka_unit_test(test_keras_refused_datasets),
         cmocka_unit_test(test_keras_unexpected_variable_name),
         cmocka_unit_test(test_legacy_refused),
+        cmocka_unit_test(test_links_not_followed),
         cmocka_unit_test(test_hdf5_is_quiet),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
