@@ -793,7 +793,7 @@ static int read_legacy(struct reader *r, hid_t file)
     htri_t has_weights = H5Lexists(file, "model_weights", H5P_DEFAULT);
     weights = has_weights > 0 ? H5Gopen2(file, "model_weights", r->gapl) : -1;
     if (weights < 0) {
-        fail(r, "model_weights", has_weights > 0 ? "not a group" : "no such group (a Keras model file has one)");
+        fail(r, "model_weights", "%s", has_weights > 0 ? "not a group" : "no such group (a Keras model file has one)");
         H5Eclear2(H5E_DEFAULT);
         goto done;
     }
