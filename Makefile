@@ -14,16 +14,20 @@ TCC_LIB_PATH = /usr/lib/$(MULTIARCH)/tcc
 LUA_CFLAGS = $(shell pkg-config --cflags lua5.4)
 LUA_LIBS   = $(shell pkg-config --libs lua5.4)
 CMOCKA_LIBS = $(shell pkg-config --libs cmocka)
+# Model files (runtime/model_file.c): libzip for .keras archives, the serial
+# libhdf5 for the weights.
+MODEL_CFLAGS = $(shell pkg-config --cflags libzip hdf5-serial)
+MODEL_LIBS   = $(shell pkg-config --libs libzip hdf5-serial)
 DKJSON    = /usr/share/lua/5.4/dkjson.lua
 
 CPPFLAGS_ALL = -Iinclude -Iruntime -Igen -D_POSIX_C_SOURCE=200809L \
-               -DCONVGEN_TCC_LIB_PATH='"$(TCC_LIB_PATH)"'
+               -DCONVGEN_TCC_LIB_PATH='"$(TCC_LIB_PATH)"' $(MODEL_CFLAGS)
 
 LUA_MODULES = $(wildcard gen/convgen/*.lua)
 TEMPLATES   = $(wildcard templates/*.in)
-RUNTIME_OBJ = $(BUILD)/npy.o $(BUILD)/fileio.o $(BUILD)/jit.o $(BUILD)/backend.o
+RUNTIME_OBJ = $(BUILD)/npy.o $(BUILD)/fileio.o $(BUILD)/jit.o $(BUILD)/backend.o $(BUILD)/model_file.o
 HOST_OBJ    = $(BUILD)/host.o $(BUILD)/embedded.o $(RUNTIME_OBJ)
-HOST_LIBS   = $(LUA_LIBS) -l:libtcc.a -ldl -lpthread -lm
+HOST_LIBS   = $(LUA_LIBS) -l:libtcc.a $(MODEL_LIBS) -ldl -lpthread -lm
 
 LIB_OBJ     = $(BUILD)/convgen.o $(HOST_OBJ)
 
@@ -74,7 +78,7 @@ $(BIN)/convgen: $(BUILD)/main.o $(HOST_OBJ)
 	$(CC) $(CFLAGS) $(SANITIZE) -o $@ $^ $(HOST_LIBS)
 
 # The run-time library (include/convgen.h): the generator, its templates and
-# the runtime in one archive. Link with: -llua5.4 -l:libtcc.a -ldl -lpthread -lm
+# the runtime in one archive. Link with: -llua5.4 -l:libtcc.a -lzip -lhdf5_serial -ldl -lpthread -lm
 $(BUILD)/libconvgen.a: $(LIB_OBJ)
 	rm -f $@
 	ar rcs $@ $^

@@ -6,6 +6,7 @@
 #include "fileio.h"
 #include "backend.h"
 #include "jit.h"
+#include "model_file.h"
 
 #include <lauxlib.h>
 #include <lualib.h>
@@ -323,6 +324,56 @@ static int l_read_npy(lua_State *L)
     return 1;
 }
 
+/* A model read for native.read_model, as userdata so that whatever Lua
+ * raises while the tables are built (out of memory), __gc frees the rest. */
+#define MODEL_META "convgen.model_file"
+
+static int model_gc(lua_State *L)
+{
+    convgen__model_free(luaL_checkudata(L, 1, MODEL_META));
+    return 0;
+}
+
+/* native.read_model(path) -> model | nil, message
+ * model = { format = "keras" | "h5", config = <the model's config JSON text>,
+ *           weights = { [layer name] = { tensor, ... }, ... } }
+ * Every layer is listed, one without weights with an empty list; tensors in
+ * Keras's order (layer.weights). In a .keras file a layer inside a nested
+ * model is named "outer/inner"; in a legacy .h5 file a nested model is one
+ * entry holding all its sublayers' tensors (see runtime/model_file.h). */
+static int l_read_model(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    convgen__model *model = lua_newuserdatauv(L, sizeof *model, 0);
+    memset(model, 0, sizeof *model);
+    luaL_setmetatable(L, MODEL_META);
+    char err[1024];
+    if (convgen__model_read(path, model, err, sizeof err) != 0) {
+        luaL_pushfail(L);
+        lua_pushstring(L, err);
+        return 2;
+    }
+    lua_createtable(L, 0, 3);
+    lua_pushstring(L, model->format == CONVGEN__MODEL_KERAS ? "keras" : "h5");
+    lua_setfield(L, -2, "format");
+    lua_pushlstring(L, model->config, model->config_size);
+    lua_setfield(L, -2, "config");
+    lua_createtable(L, 0, model->layer_count);
+    for (int i = 0; i < model->layer_count; i++) {
+        convgen__model_layer *layer = &model->layers[i];
+        lua_createtable(L, layer->count, 0);
+        for (int k = 0; k < layer->count; k++) {
+            push_tensor(L, &layer->tensors[k]);
+            layer->tensors[k].data = NULL; /* the tensor owns it now */
+            lua_rawseti(L, -2, k + 1);
+        }
+        lua_setfield(L, -2, layer->name);
+    }
+    lua_setfield(L, -2, "weights");
+    convgen__model_free(model); /* what is left: names and the config, copied */
+    return 1;
+}
+
 /* native.write_npy(path, tensor) -> true | nil, message */
 static int l_write_npy(lua_State *L)
 {
@@ -611,6 +662,7 @@ static const luaL_Reg native_functions[] = {
     {"read_file", l_read_file},   {"write_file", l_write_file},
     {"write_temp", l_write_temp}, {"is_directory", l_is_directory},
     {"read_npy", l_read_npy},     {"write_npy", l_write_npy},
+    {"read_model", l_read_model},
     {"float_literal", l_float_literal},
     {"template", l_template},     {"jit_run", l_jit_run},
     {"jit_symbols", l_jit_symbols}, {"cpu_target", l_cpu_target},
@@ -624,6 +676,10 @@ static int open_native(lua_State *L)
     luaL_newlib(L, tensor_methods);
     lua_setfield(L, -2, "__index");
     lua_pushcfunction(L, tensor_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pop(L, 1);
+    luaL_newmetatable(L, MODEL_META);
+    lua_pushcfunction(L, model_gc);
     lua_setfield(L, -2, "__gc");
     lua_pop(L, 1);
     luaL_newlib(L, native_functions);

@@ -2,7 +2,7 @@
  * convgen.h: compile Keras convolution layers into callable kernels at run time.
  *
  * Link with libconvgen.a and its dependencies:
- *     cc app.c -Iinclude build/libconvgen.a -llua5.4 -l:libtcc.a -ldl -lpthread -lm
+ *     cc app.c -Iinclude build/libconvgen.a -llua5.4 -l:libtcc.a -lzip -lhdf5_serial -ldl -lpthread -lm
  * The generator is compiled into the library; no convgen file is needed at
  * run time.
  *

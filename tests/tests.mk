@@ -1,12 +1,12 @@
 # tests.mk: `make test` builds and runs every test program (cmocka).
 
 TEST_CFLAGS = $(WARN) -O1 -g $(SANITIZE) $(CPPFLAGS_ALL) $(LUA_CFLAGS) -Itests
-TEST_NAMES  = test_reference test_kernels test_keras_golden test_cli test_host test_library test_embed
+test_reference test_kernels test_keras_golden test_cli test_host test_library test_embed test_model_file test_models
 # ThreadSanitizer cannot be combined with the sanitizers of test-sanitize.
 TEST_BINS   = $(addprefix $(BUILD)/tests/,$(TEST_NAMES)) $(if $(SANITIZE),,$(BUILD)/tests/test_library_tsan)
 
 # The library and its test under ThreadSanitizer: any report fails the run.
-TSAN_SOURCES = runtime/convgen.c runtime/backend.c runtime/jit.c runtime/npy.c runtime/fileio.c \
+TSAN_SOURCES = runtime/convgen.c runtime/backend.c runtime/jit.c runtime/npy.c runtime/fileio.c runtime/model_file.c \
                gen/host.c $(BUILD)/embedded.c
 
 .PHONY: test

@@ -3,7 +3,7 @@
 # needs; --bench: those of `make bench` instead (oneDNN and XNNPACK, the peers it measures).
 # Checking prints the exact command for whatever is missing and fails.
 set -eu
-PACKAGES="make gcc clang libclang-rt-14-dev valgrind pkg-config cmake lua5.4 liblua5.4-dev lua-dkjson lua-check tcc libtcc-dev libcmocka-dev"
+PACKAGES="make gcc clang libclang-rt-14-dev valgrind pkg-config cmake lua5.4 liblua5.4-dev lua-dkjson lua-check tcc libtcc-dev libcmocka-dev libzip-dev libhdf5-dev"
 install=0
 target="deps"
 for arg in "$@"; do

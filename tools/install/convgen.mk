@@ -47,7 +47,7 @@ endif
 CONVGEN ?= $(firstword $(wildcard $(CONVGEN_PREFIX)/bin/convgen) convgen)
 CONVGEN_FLAGS ?=
 CONVGEN_CPPFLAGS = -I$(CONVGEN_PREFIX)/include
-CONVGEN_LIBS = $(CONVGEN_PREFIX)/lib/libconvgen.a -llua5.4 -l:libtcc.a -ldl -lpthread -lm
+CONVGEN_LIBS = $(CONVGEN_PREFIX)/lib/libconvgen.a -llua5.4 -l:libtcc.a -lzip -lhdf5_serial -ldl -lpthread -lm
 
 # The generator is a prerequisite when it is named by a path (a bare name is
 # looked up on PATH at run time, and make cannot date it).

@@ -41,7 +41,7 @@ if(NOT TARGET convgen::convgen)
     IMPORTED_LOCATION "${_convgen_prefix}/lib/libconvgen.a"
     IMPORTED_LINK_INTERFACE_LANGUAGES C
     INTERFACE_INCLUDE_DIRECTORIES "${_convgen_prefix}/include"
-    INTERFACE_LINK_LIBRARIES "lua5.4;-l:libtcc.a;${CMAKE_DL_LIBS};Threads::Threads;m")
+    INTERFACE_LINK_LIBRARIES "lua5.4;-l:libtcc.a;zip;hdf5_serial;${CMAKE_DL_LIBS};Threads::Threads;m")
 endif()
 
 include("${CMAKE_CURRENT_LIST_DIR}/convgen.cmake")
