@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -546,6 +547,13 @@ static int tensor_scaled_columns(lua_State *L)
     return 1;
 }
 
+/* native.isatty(fd) -> whether fd is a terminal (progress is shown on one only) */
+static int l_isatty(lua_State *L)
+{
+    lua_pushboolean(L, isatty((int)luaL_checkinteger(L, 1)));
+    return 1;
+}
+
 static int l_random_tensor(lua_State *L)
 {
     convgen_npy_array a;
@@ -666,7 +674,7 @@ static const luaL_Reg native_functions[] = {
     {"float_literal", l_float_literal},
     {"template", l_template},     {"jit_run", l_jit_run},
     {"jit_symbols", l_jit_symbols}, {"cpu_target", l_cpu_target},
-    {"random_tensor", l_random_tensor}, {"tensor_from", l_tensor_from}, {"bench", l_bench}, {"set_memory_limit", l_set_memory_limit},
+    {"random_tensor", l_random_tensor}, {"tensor_from", l_tensor_from}, {"isatty", l_isatty}, {"bench", l_bench}, {"set_memory_limit", l_set_memory_limit},
     {NULL, NULL},
 };
 

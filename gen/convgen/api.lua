@@ -139,7 +139,8 @@ local function generate_model(obj, diag, opts)
   local c_file = opts.c_file or (name .. ".c")
   local h_file = opts.h_file or (c_file:gsub("%.c$", "") .. ".h")
   local c, h = model_mod.generate(model, diag, { name = name, c_file = c_file, h_file = h_file, target = target,
-    spec = opts.spec, command = opts.command, keras_version = opts.keras_version })
+    spec = opts.spec, command = opts.command, keras_version = opts.keras_version, progress = opts.progress })
+  if opts.progress then opts.progress() end
   diag:check()
   return { c = c, h = h, model = model, diag = diag, name = name, h_file = h_file, c_file = c_file }
 end
@@ -152,7 +153,11 @@ local function parse_spec(opts)
   local text = opts.spec_text
   if not text and (file:match("%.keras$") or file:match("%.h5$")) then
     local m, err = native.read_model(file)
-    if not m then diag:fail(err, "spec") end
+    if not m then
+      -- the reader's message starts with the file, which the diagnostic names already
+      if err:sub(1, #file + 2) == file .. ": " then err = err:sub(#file + 3) end
+      diag:fail(err, "spec")
+    end
     text = m.config
     opts.model_file = file
     opts.model_weights = function(layer)

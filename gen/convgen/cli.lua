@@ -198,8 +198,22 @@ end
 
 local commands = {}
 
+-- On a terminal, a model's generation shows which operation it is at, on
+-- one line of stderr that is cleared at the end.
+local function terminal_progress()
+  if not native.isatty(2) then return nil end
+  local width = 0
+  return function(i, n, what)
+    local text = i and format("convgen: generating %d/%d: %s", i, n, diag_mod.printable(what)) or ""
+    io.stderr:write("\r", text, string.rep(" ", math.max(width - #text, 0)), i and "" or "\r")
+    width = #text
+    io.stderr:flush()
+  end
+end
+
 -- generate: spec -> .c and .h
 function commands.generate(opts, argv)
+  opts.progress = terminal_progress()
   if opts.c_file and not opts.c_file:match("[^/]%.c$") then
     usage_error("generate", "-o must name a .c file")
   end

@@ -3,6 +3,8 @@
 -- "internal" (any other Lua error: a bug, which the target turns into a crash).
 local api = require("convgen.api")
 local diag = require("convgen.diag")
+local model = require("convgen.model")
+local native = require("convgen.native")
 
 local M = {}
 
@@ -18,9 +20,44 @@ local function classify(fn, ...)
   return "internal", result
 end
 
--- Validates spec text; on success returns the fields a reference layer needs.
+-- A whole model: built with random weights of the shapes it asks for, then
+-- generated. Returns "model" when that worked.
+local function describe_model(desc, d)
+  local status, result = classify(function()
+    local m = model.build(desc, d, {
+      weights = function(_, wanted)
+        local out = {}
+        for i, w in ipairs(wanted) do
+          out[i] = native.random_tensor(w.shape, i)
+          if w.name == "moving_variance" then -- a variance is positive
+            local v = {}
+            for k = 1, w.count do v[k] = math.abs(out[i]:get(k - 1)) + 0.5 end
+            out[i] = native.tensor_from(w.shape, v)
+          end
+        end
+        return out
+      end,
+      weights_label = "<random>",
+    })
+    d:check()
+    local c = model.generate(m, d, { name = "fuzz_model", c_file = "fuzz_model.c", h_file = "fuzz_model.h",
+                                     target = "scalar" })
+    d:check()
+    return c
+  end)
+  if status == "ok" then return "model", result end
+  return status, result
+end
+
+-- Validates spec text; on success returns the fields a reference layer needs
+-- (for a whole model: "model", after building and generating it).
 function M.describe(text, label)
-  local status, ir = classify(function() return (api.load_spec({ spec = label, spec_text = text })) end)
+  local pstatus, parsed = classify(function() return { api.parse_spec({ spec = label, spec_text = text }) } end)
+  if pstatus ~= "ok" then return pstatus, parsed end
+  if model.is_model(parsed[1]) then return describe_model(parsed[1], parsed[2]) end
+  local status, ir = classify(function()
+    return (api.load_spec({ spec = label, spec_text = text }, parsed[1], parsed[2]))
+  end)
   if status ~= "ok" then return status, ir end
   local info = {
     op = ir.op, rank = ir.rank, channels_first = ir.channels_first and 1 or 0,

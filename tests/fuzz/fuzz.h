@@ -17,7 +17,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
  * the Lua front-ends and validation guide it as the C code does. */
 struct lua_State *fuzz_state(void);
 
-typedef enum { FUZZ_OK, FUZZ_REFUSED, FUZZ_INTERNAL } fuzz_status;
+/* FUZZ_MODEL: the spec was a whole model, built and generated. */
+typedef enum { FUZZ_OK, FUZZ_REFUSED, FUZZ_INTERNAL, FUZZ_MODEL } fuzz_status;
 
 /* Calls driver.<function> with the nargs values on the stack. Leaves one
  * value: the result (FUZZ_OK) or the message. FUZZ_INTERNAL means the

@@ -47,7 +47,7 @@ fuzz: fuzz-build
 	  cp -n tests/fuzz/corpus/$$t/* $(BUILD)/fuzz/corpus/$$t/ && \
 	  echo "== fuzz_$$t ($(FUZZ_TIME) s; log: $(BUILD)/fuzz/$$t.log)" && \
 	  opts=$$(case $$t in spec_*|generate) echo -dict=tests/fuzz/spec.dict -detect_leaks=0;; esac) && \
-	  if $(BUILD)/fuzz/fuzz_$$t -max_total_time=$(FUZZ_TIME) -timeout=20 -rss_limit_mb=4096 -max_len=8192 \
+	  if $(BUILD)/fuzz/fuzz_$$t -max_total_time=$(FUZZ_TIME) -timeout=20 -rss_limit_mb=4096 -max_len=16384 \
 	       -print_final_stats=1 $$opts -artifact_prefix=$(BUILD)/fuzz/crashes/$$t/ \
 	       $(BUILD)/fuzz/corpus/$$t >$(BUILD)/fuzz/$$t.log 2>&1; then \
 	    grep -E '^stat::(number_of_executed_units|new_units_added|peak_rss_mb)' $(BUILD)/fuzz/$$t.log; \

@@ -116,6 +116,8 @@ fuzz_status fuzz_call(lua_State *L, const char *function, int nargs)
         s = FUZZ_OK;
     else if (status && status[0] == 'r')
         s = FUZZ_REFUSED;
+    else if (status && status[0] == 'm')
+        s = FUZZ_MODEL;
     lua_remove(L, -2);
     return s;
 }

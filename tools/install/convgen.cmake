@@ -58,10 +58,12 @@ function(convgen_add_model target)
     # updates this list; a changed one is a plain dependency. The directory
     # itself is one too, so that removing a file the layer needs regenerates
     # (and fails) instead of keeping the old weights.
-    file(GLOB weight_files CONFIGURE_DEPENDS "${weights}/*.npy")
+    # (a whole model's weights sit one directory deeper: <layer>/<weight>.npy)
+    file(GLOB weight_files CONFIGURE_DEPENDS "${weights}/*.npy" "${weights}/*/*.npy")
     list(APPEND weight_files "${weights}")
-  elseif(NOT "--weights-at-runtime" IN_LIST arg_OPTIONS)
-    message(FATAL_ERROR "convgen_add_model(${target}): WEIGHTS <dir> is required (or OPTIONS --weights-at-runtime)")
+  elseif(NOT "--weights-at-runtime" IN_LIST arg_OPTIONS AND NOT spec MATCHES "\\.(keras|h5)$")
+    message(FATAL_ERROR "convgen_add_model(${target}): WEIGHTS <dir> is required (or OPTIONS --weights-at-runtime; "
+                        "a .keras or .h5 model holds its own)")
   endif()
 
   if(arg_NAME)

@@ -21,6 +21,7 @@
 #        $(call convgen_model,OUT.c,SPEC,[WEIGHTS_DIR],[OPTIONS])
 #        $(call convgen_model,build/conv1.c,specs/conv1.json,specs/conv1.weights,--target avx2)
 #        $(call convgen_model,build/conv2.c,specs/conv2.json,,--weights-at-runtime --name conv2)
+#        $(call convgen_model,build/net.c,models/net.keras)      (a whole model: its weights are in the file)
 #
 # Either way the outputs are remade when the spec, any .npy in the weights
 # directory, the directory itself (a file added or removed) or the convgen
@@ -85,7 +86,7 @@ convgen_model = $(eval convgen_saved_goal := $(.DEFAULT_GOAL)) \
 define convgen_model_rule
 $(if $(filter %.c,$(1)),,$(error convgen_model: the first argument must be the output .c file, got "$(1)"))
 $(if $(2),,$(error convgen_model: no spec given for $(1)))
-$(if $(3)$(filter --weights-at-runtime,$(4)),,$(error convgen_model: no weights directory for $(1) (or pass --weights-at-runtime)))
-$(1) $(1:.c=.h) &: $(2) $(if $(3),$(3) $(wildcard $(3)/*.npy)) $(convgen_tool_dep)
+$(if $(3)$(filter --weights-at-runtime,$(4))$(filter %.keras %.h5,$(2)),,$(error convgen_model: no weights directory for $(1) (or pass --weights-at-runtime; a .keras or .h5 model holds its own)))
+$(1) $(1:.c=.h) &: $(2) $(if $(3),$(3) $(wildcard $(3)/*.npy $(3)/*/*.npy)) $(convgen_tool_dep)
 	$$(call convgen_generate,$(2),$(3),$(1),$(1:.c=.h),$(4))
 endef
