@@ -28,3 +28,19 @@ $(EXAMPLE_OUT)/jit: examples/jit/main.c include/convgen.h $(BUILD)/libconvgen.a
 
 example-jit: $(EXAMPLE_OUT)/jit
 	$(EXAMPLE_OUT)/jit
+
+# examples/model: a whole Keras model (.keras) generated into one C file.
+.PHONY: example-model
+MODEL_DIR = examples/model
+
+$(EXAMPLE_OUT)/mobilenet.c: $(BIN)/convgen $(MODEL_DIR)/mobilenet_block.keras
+	@mkdir -p $(EXAMPLE_OUT)
+	$(BIN)/convgen check $(MODEL_DIR)/mobilenet_block.keras
+	$(BIN)/convgen generate $(MODEL_DIR)/mobilenet_block.keras --name mobilenet -o $@
+
+$(EXAMPLE_OUT)/model: $(MODEL_DIR)/main.c $(EXAMPLE_OUT)/mobilenet.c runtime/npy.c runtime/fileio.c
+	$(CC) -std=c99 -O2 $(SANITIZE) -Wall -Wextra -pedantic -Iinclude -Iruntime -I$(EXAMPLE_OUT) -o $@ \
+	  $(MODEL_DIR)/main.c $(EXAMPLE_OUT)/mobilenet.c runtime/npy.c runtime/fileio.c -lm
+
+example-model: $(EXAMPLE_OUT)/model
+	$(EXAMPLE_OUT)/model $(MODEL_DIR)/input.npy $(MODEL_DIR)/expected.npy

@@ -162,8 +162,8 @@ static void test_generated_pair_compiles_and_runs(void **state)
     }
 }
 
-/* The bundled examples build and run: the AOT one matches Keras, the JIT one
- * compiles, hits its cache and runs. */
+/* The bundled examples build and run: the AOT layer and the whole model match
+ * Keras, the JIT one compiles, hits its cache and runs. */
 static void test_examples_run(void **state)
 {
     (void)state;
@@ -175,6 +175,12 @@ static void test_examples_run(void **state)
     char *aot[] = {aot_path, "examples/separable/input.npy", "examples/separable/expected.npy", NULL};
     if (harness_run(aot, &out) != 0 || !strstr(out, "OK: matches Keras"))
         fail_msg("examples/separable: %s", out ? out : "did not run");
+    free(out);
+    char model_path[4096];
+    snprintf(model_path, sizeof model_path, "%s/model", dir);
+    char *model[] = {model_path, "examples/model/input.npy", "examples/model/expected.npy", NULL};
+    if (harness_run(model, &out) != 0 || !strstr(out, "OK: matches Keras"))
+        fail_msg("examples/model: %s", out ? out : "did not run");
     free(out);
     char *jit[] = {jit_path, "12", "10", "5", NULL};
     if (harness_run(jit, &out) != 0 || !strstr(out, "-> [1, 12, 10, 16]"))

@@ -23,7 +23,7 @@ $(BUILD)/tests/test_library_tsan: tests/test_library.c tests/harness.c tests/ref
 	  $(TSAN_SOURCES) $(CMOCKA_LIBS) $(HOST_LIBS)
 
 # Every program runs (cmocka's summary each), then one total line.
-test: $(TEST_BINS) $(REPLAY_BINS) $(BIN)/convgen $(BUILD)/example/separable $(BUILD)/example/jit lint
+test: $(TEST_BINS) $(REPLAY_BINS) $(BIN)/convgen $(BUILD)/example/separable $(BUILD)/example/jit $(BUILD)/example/model lint
 	@CONVGEN=$(BIN)/convgen CONVGEN_EXAMPLES=$(BUILD)/example TSAN_OPTIONS="halt_on_error=1 exitcode=66" tools/run_tests.sh $(TEST_BINS) $(REPLAY_BINS)
 
 # The whole suite again under AddressSanitizer (with LeakSanitizer) and
