@@ -41,11 +41,7 @@ local function show(v)
   return "[" .. concat(parts, ", ") .. "]"
 end
 
-local function dims(shape)
-  local parts = {}
-  for i, v in ipairs(shape) do parts[i] = tostring(v) end
-  return concat(parts, ", ")
-end
+local dims = emit.dims
 
 local function product(shape)
   local n = 1
@@ -671,8 +667,8 @@ function M.generate(model, diag, info)
         diag_mod.printable(op.layer.class), dims(op.shape),
         op.notes and #op.notes > 0 and ("  (" .. concat(op.notes, "; ") .. ")") or "")
     end
-    for i, l in ipairs(lines) do lines[i] = (" * " .. emit.comment_text(diag_mod.printable(l))):gsub("%s+$", "") end
-    return concat(lines, "\n")
+    for i, l in ipairs(lines) do lines[i] = diag_mod.printable(l) end
+    return emit.comment_lines(lines)
   end
   local ctx = {
     name = info.name, NAME = NAME, header_name = info.h_file:match("[^/]*$"), avx2 = avx2,
