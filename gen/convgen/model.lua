@@ -423,12 +423,6 @@ function M.build(obj, diag, opts)
     return nil
   end
   for _, op in ipairs(ops) do op.shape = shape_of[op] end
-  for _, op in ipairs(ops) do
-    if op.kind == "conv" then
-      op.shape = op.ir.output_shape
-    end
-  end
-  model.shape_of = shape_of
   if not M.attach_weights(model, diag, opts) then return nil end
   M.plan_arena(model)
   return model
