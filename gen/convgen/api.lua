@@ -113,9 +113,15 @@ local function directory_weights(dir)
   end
 end
 
+local function desc_class(obj) return tostring(obj.class_name) end
+
 -- A whole model (Sequential or Functional): parsed spec text -> C.
+-- opts.single_layer: why the caller cannot take a model (a command that runs one layer).
 local function generate_model(obj, diag, opts)
-  if opts.weights_at_runtime and not opts.model_weights then
+  if opts.single_layer then
+    diag:fail(format("%s is a whole model; %s", desc_class(obj), opts.single_layer), "spec")
+  end
+  if opts.weights_at_runtime then
     diag:fail("a model's weights are baked in: --weights-at-runtime is for single layers", "--weights-at-runtime")
   end
   local weights_fn, label = opts.model_weights, opts.model_file
@@ -218,7 +224,7 @@ function M.generate_text(spec_text, label, name, weights_dir, weights_at_runtime
     target = target,
     spec = label, spec_text = spec_text, name = name, weights_dir = weights_dir,
     weights_at_runtime = weights_at_runtime, unroll = unroll, keras_version = keras_version,
-    command = "convgen (library)", standalone = true,
+    command = "convgen (library)", standalone = true, single_layer = "the run-time library compiles one layer",
   })
   if not ok then
     local d = diag_mod.failure_of(result)
@@ -245,6 +251,7 @@ function M.prepare(spec_text, label, input_shape_text, keras_version, weights_di
   local ok, result = pcall(M.generate, {
     spec = label, spec_text = spec_text, input_shape = input_shape, keras_version = keras_version,
     weights_at_runtime = true, standalone = true, name = "convgen_layer", command = "libconvgen",
+    single_layer = "the run-time library compiles one layer",
     target = target,
   })
   if not ok then return nil, message(result), "spec" end

@@ -356,6 +356,7 @@ end
 
 -- run: generate, compile with libtcc, run on an input .npy
 function commands.run(opts)
+  opts.single_layer = "convgen run takes one layer: generate the model with convgen generate and compile it"
   if not opts.weights_dir then usage_error("run", "missing -w DIR") end
   if not opts.input then usage_error("run", "missing -i INPUT.npy") end
   if not opts.output then usage_error("run", "missing -o OUTPUT.npy") end
@@ -394,6 +395,7 @@ end
 
 -- bench: time one layer
 function commands.bench(opts)
+  opts.single_layer = "convgen bench times one layer"
   local backend = opts.backend or "tcc"
   if backend ~= "tcc" and backend ~= "cc" and backend ~= "aot" then
     usage_error("bench", "--backend must be tcc, cc or aot")
