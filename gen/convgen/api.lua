@@ -104,8 +104,10 @@ local function directory_weights(dir)
         if t or not err:match("^cannot open") then break end
       end
       if not t then
-        return nil, err:match("^cannot open") and format("missing weight file %s/%s.npy", layer, w.names[1])
-          or (path .. ": " .. err)
+        if err:match("^cannot open") then
+          return nil, format("missing weight file %s/%s.npy", layer, w.names[1]), dir
+        end
+        return nil, err, path
       end
       out[i] = t
     end
@@ -171,7 +173,10 @@ local function parse_spec(opts)
       if not list then return nil, format("no weights for layer %s in the file", layer) end
       return list
     end
-    if m.format == "h5" and not opts.keras_version then opts.keras_version = 2 end
+    -- A legacy .h5 may come from Keras 2 or 3; Keras 3 configs name each class's module.
+    if m.format == "h5" and not opts.keras_version and not text:find('"module"%s*:') then
+      opts.keras_version = 2
+    end
     local desc = frontend_json.parse(text, diag)
     diag:check()
     return desc, diag

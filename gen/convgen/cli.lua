@@ -283,8 +283,9 @@ local function check_model(opts, result)
     end
     flops, weight_bytes, code_bytes = flops + f, weight_bytes + w, code_bytes + (op.code_bytes or 0)
     local place = op.place == "output" and "output" or format("%d+%d", op.offset, op.size)
-    rows[#rows + 1] = { tostring(i), op.layer.name, op.layer.class, shape(op.shape), format("%.3f", f / 1e6),
-      tostring(w), tostring(op.code_bytes or 0), place, concat(op.notes or {}, "; ") }
+    rows[#rows + 1] = { tostring(i), diag_mod.printable(op.layer.name), diag_mod.printable(op.layer.class),
+      shape(op.shape), format("%.3f", f / 1e6), tostring(w), tostring(op.code_bytes or 0), place,
+      diag_mod.printable(concat(op.notes or {}, "; ")) }
   end
   local widths = {}
   for _, r in ipairs(rows) do

@@ -34,8 +34,10 @@ local function is_array(v)
 end
 
 local function show(v)
-  if type(v) == "string" then return format("%q", v) end
+  if type(v) == "string" then return diag_mod.quote(v) end
   if type(v) ~= "table" then return tostring(v) end
+  local mt = getmetatable(v)
+  if mt and mt.__tostring then return tostring(v) end -- JSON null
   local parts = {}
   for i = 1, #v do parts[i] = show(v[i]) end
   return "[" .. concat(parts, ", ") .. "]"
@@ -136,10 +138,12 @@ local function read_layers(obj, diag)
         or layers[1].config.batch_input_shape
         or (type(obj.build_config) == "table" and obj.build_config.input_shape)
         or config.build_input_shape
-      local input = { name = "input", class = "InputLayer", config = { batch_shape = shape },
+      local input_id = "input"
+      while by_name[input_id] do input_id = input_id .. "_" end
+      local input = { name = input_id, class = "InputLayer", config = { batch_shape = shape },
                       field = "config.layers[0].build_config.input_shape", position = -1, inputs = {} }
       table.insert(layers, 1, input)
-      layers[2].inputs = { "input" }
+      layers[2].inputs = { input_id }
     end
     inputs, outputs = { layers[1].name }, { layers[#layers].name }
   else
@@ -240,12 +244,13 @@ local function activation_of(diag, layer)
   return activations.relu_layer(nil, slope, 0)
 end
 
--- Builds the model from its parsed config. opts: weights (function(layer name)
--- -> list of tensors in Keras order, or nil and a message), weights_label (what
+-- Builds the model from its parsed config. opts: weights (function(layer name,
+-- wanted) -> list of tensors in Keras order, or nil, a message and the file
+-- at fault), weights_label (what
 -- to name in messages: the model file or weights directory), keras_version.
 -- Returns the model, or nil after recording errors in diag.
 function M.build(obj, diag, opts)
-  local layers, _, output_name = read_layers(obj, diag)
+  local layers, input_name, output_name = read_layers(obj, diag)
   if not layers then return nil end
   local kv = opts.keras_version or 3
 
@@ -260,7 +265,7 @@ function M.build(obj, diag, opts)
   local node = {}    -- layer name -> the node computing it (after folding: an earlier one)
   local ops = {}     -- what runs, in order
   local shape_of = {} -- node -> its output's Keras shape without the batch
-  local model = { name = obj.config.name, input = nil, layers = layers, ops = ops }
+  local model = { name = type(obj.config.name) == "string" and obj.config.name or nil, layers = layers, ops = ops }
 
   local function fail(layer, message, field)
     diag:error(message, field and (layer.field .. "." .. field) or layer.field)
@@ -273,7 +278,12 @@ function M.build(obj, diag, opts)
     local class = l.class
     local ins = {}
     for i, name in ipairs(l.inputs) do ins[i] = node[name] end
-    if class == "InputLayer" then
+    if class == "InputLayer" or l.name == input_name then
+      if class ~= "InputLayer" or l.name ~= input_name then
+        fail(l, format("the model has one input, %s; layer %s (%s) cannot be another", show(input_name),
+          show(l.name), class))
+        return nil
+      end
       local shape = l.config.batch_shape or l.config.batch_input_shape
       if not is_array(shape) or #shape < 2 then
         fail(l, format("expected the input shape with its batch, e.g. [null, 32, 32, 3], got %s", show(shape)),
@@ -282,8 +292,9 @@ function M.build(obj, diag, opts)
       end
       local s = {}
       for i = 2, #shape do
-        if math.type(shape[i]) ~= "integer" or shape[i] < 1 then
-          fail(l, format("every size but the batch must be a positive integer, got %s", show(shape)),
+        if math.type(shape[i]) ~= "integer" or shape[i] < 1 or shape[i] > keras.MAX_VALUE then
+          fail(l, format("every size but the batch must be an integer from 1 to %d, got %s", keras.MAX_VALUE,
+            show(shape)),
             l.position >= 0 and "config.batch_shape" or nil)
           return nil
         end
@@ -373,16 +384,18 @@ function M.build(obj, diag, opts)
       if not name then return nil end
       -- fused when it alone reads a convolution's (or its BatchNormalization's)
       -- or an Add's output, and that has no activation yet
-      local fusable = (src.kind == "conv" or src.kind == "add") and not src.activation
+      local e = entry or activations.get(name, kv)
+      -- an axis pass (softmax) needs a convolution's rows; an Add's loop is elementwise
+      local fusable = (src.kind == "conv" or (src.kind == "add" and not e.axis_pass)) and not src.activation
         and (src.kind ~= "conv" or src.ir.activation == "linear") and only_reader(src.bn or src.layer) == l
       if fusable then
         src.activation = { name = name, entry = entry }
         src.notes[#src.notes + 1] = format("%s %s fused", class, l.name)
         node[l.name] = src
       else
-        local e = entry or activations.get(name, kv)
         if e.axis_pass then
-          fail(l, format("%s %s: %s must follow a convolution or Add it can be fused into", class, show(l.name), name))
+          fail(l, format("%s %s: %s must directly follow a convolution it can be fused into", class,
+            show(l.name), name))
           return nil
         end
         local n = { kind = "activation", layer = l, inputs = { src }, activation = { name = name, entry = e },
@@ -423,6 +436,16 @@ function M.build(obj, diag, opts)
     return nil
   end
   for _, op in ipairs(ops) do op.shape = shape_of[op] end
+  -- Generated code indexes with int: no tensor may reach 2^31 elements.
+  for _, n in ipairs({ model.input, table.unpack(ops) }) do
+    local count = 1.0
+    for _, v in ipairs(shape_of[n]) do count = count * v end
+    if count > keras.MAX_ELEMENTS then
+      fail(n.layer, format("%s has %.0f elements per batch item; at most %d are supported", show(n.layer.name),
+        count, keras.MAX_ELEMENTS))
+      return nil
+    end
+  end
   if not M.attach_weights(model, diag, opts) then return nil end
   M.plan_arena(model)
   return model
@@ -434,31 +457,33 @@ function M.attach_weights(model, diag, opts)
   for _, op in ipairs(model.ops) do
     if op.kind == "conv" then
       local ir, l = op.ir, op.layer
-      local tensors, err = opts.weights(l.name, ir.weights)
-      if not tensors then
-        diag:error_in(opts.weights_label, err, l.field)
-        return false
-      end
-      if #tensors ~= #ir.weights then
+      local tensors, err, file = opts.weights(l.name, ir.weights)
+      local ok = tensors ~= nil
+      if not ok then
+        diag:error_in(file or opts.weights_label, err, l.field)
+      elseif #tensors ~= #ir.weights then
         diag:error_in(opts.weights_label, format("layer %s has %d weight tensors; %s %s needs %d", show(l.name),
           #tensors, l.class, show(l.name), #ir.weights), l.field)
-        return false
-      end
-      for i, w in ipairs(ir.weights) do
-        if weights_mod.show_shape(tensors[i]:shape()) ~= weights_mod.show_shape(w.shape) then
-          diag:error_in(opts.weights_label, format("%s of layer %s has the shape %s; expected %s", w.name,
-            show(l.name), weights_mod.show_shape(tensors[i]:shape()), weights_mod.show_shape(w.shape)), l.field)
-          return false
+        ok = false
+      else
+        for i, w in ipairs(ir.weights) do
+          if weights_mod.show_shape(tensors[i]:shape()) ~= weights_mod.show_shape(w.shape) then
+            diag:error_in(opts.weights_label, format("%s of layer %s has the shape %s; expected %s", w.name,
+              show(l.name), weights_mod.show_shape(tensors[i]:shape()), weights_mod.show_shape(w.shape)), l.field)
+            ok = false
+          end
         end
       end
-      if op.bn and not M.fold_batch_norm(op, tensors, diag, opts) then return false end
-      op.tensors = tensors
-      if op.activation then
-        ir.activation, ir.activation_entry = op.activation.name, op.activation.entry
+      if ok and op.bn then ok = M.fold_batch_norm(op, tensors, diag, opts) end
+      if ok then
+        op.tensors = tensors
+        if op.activation then
+          ir.activation, ir.activation_entry = op.activation.name, op.activation.entry
+        end
       end
     end
   end
-  return true
+  return diag:ok()
 end
 
 -- Folds the BatchNormalization after a convolution into its weights:
@@ -484,9 +509,9 @@ function M.fold_batch_norm(op, tensors, diag, opts)
   local n = ir.out_c
   local wanted = {}
   for i, name in ipairs(names) do wanted[i] = { name = name, names = { name }, shape = { n }, count = n } end
-  local bn_tensors, err = opts.weights(bn.name, wanted)
+  local bn_tensors, err, file = opts.weights(bn.name, wanted)
   if not bn_tensors then
-    diag:error_in(opts.weights_label, err, bn.field)
+    diag:error_in(file or opts.weights_label, err, bn.field)
     return false
   end
   if #bn_tensors ~= #names then
@@ -497,7 +522,7 @@ function M.fold_batch_norm(op, tensors, diag, opts)
   local v = {}
   for i, name in ipairs(names) do
     local t = bn_tensors[i]
-    if product(t:shape()) ~= n then
+    if weights_mod.show_shape(t:shape()) ~= weights_mod.show_shape({ n }) then
       diag:error_in(opts.weights_label, format("%s of %s has the shape %s; expected (%d,)", name, show(bn.name),
         weights_mod.show_shape(t:shape()), n), bn.field)
       return false
@@ -572,7 +597,8 @@ end
 
 -- A C identifier from a layer name, unique among those already taken.
 local function identifier(name, taken)
-  local id = name:gsub("[^%w_]", "_")
+  -- one underscore at a time: "__" separates a function from its helpers
+  local id = name:gsub("[^%w_]", "_"):gsub("__+", "_")
   if id:match("^%d") then id = "_" .. id end
   local base, k = id, 2
   while taken[id] do
