@@ -171,8 +171,12 @@ int harness_run(char *const argv[], char **output)
 
 void *harness_compile_shared(const char *compiler, const char *c_path, const char *so_path, char **log)
 {
+    /* Under make test-sanitize the generated code is checked too: any undefined
+     * behaviour in it (a signed overflow in its index arithmetic, say) stops the test. */
+    int sanitized = getenv("CONVGEN_TEST_SANITIZED") != NULL;
     char *argv[] = {(char *)compiler, "-std=c99", "-O2", "-mavx2", "-mfma", "-Wall", "-Wextra", "-pedantic",
-                    "-Werror", "-shared", "-fPIC", (char *)c_path, "-o", (char *)so_path, "-lm", NULL};
+                    "-Werror", "-shared", "-fPIC", (char *)c_path, "-o", (char *)so_path, "-lm",
+                    sanitized ? "-fsanitize=undefined" : NULL, "-fno-sanitize-recover=all", NULL};
     char *out = NULL;
     int status = harness_run(argv, &out);
     if (status != 0) {

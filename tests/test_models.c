@@ -106,6 +106,10 @@ static void build_and_run(const model_case *c, const char *compiler, const char 
     argv[n++] = "-o";
     argv[n++] = so;
     argv[n++] = "-lm";
+    if (!tcc && getenv("CONVGEN_TEST_SANITIZED")) { /* the generated code checked too */
+        argv[n++] = "-fsanitize=undefined";
+        argv[n++] = "-fno-sanitize-recover=all";
+    }
     argv[n] = NULL;
     char what[256];
     snprintf(what, sizeof what, "%s on %s", compiler, c->name);
