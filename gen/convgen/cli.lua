@@ -16,18 +16,23 @@ local USAGE = {
 usage: convgen <command> [options]
 
 Generates shape-specialized C for Keras convolution layers (Conv1D, Conv2D,
-DepthwiseConv1D, DepthwiseConv2D, SeparableConv1D, SeparableConv2D).
+DepthwiseConv1D, DepthwiseConv2D, SeparableConv1D, SeparableConv2D) and for
+whole models built from them.
 
 commands:
   generate SPEC -w DIR -o layer.c   write C99 source and header for a layer
+  generate MODEL -o model.c         ... or for a whole model (.keras, .h5)
   check SPEC [-w DIR]               validate and print shapes, pads, FLOPs, sizes
+                                    (a model: a table of its operations and arena)
   run SPEC -w DIR -i IN.npy -o OUT.npy
                                     compile in-process with libtcc and run
   bench SPEC [-w DIR | --random-weights] [--backend tcc|cc|aot]
                                     time one layer; last line: median us per call
   help COMMAND                      the options of a command
 
-SPEC is a Keras layer JSON (keras.layers.serialize) or a Lua spec (.lua).
+SPEC is a Keras layer JSON (keras.layers.serialize) or a Lua spec (.lua);
+MODEL a Keras model: .keras, .h5, or model.to_json() with -w DIR holding
+DIR/<layer name>/<weight>.npy.
 `convgen COMMAND --help` lists each command's options; `convgen --version`.
 ]],
   generate = [[
@@ -35,7 +40,10 @@ usage: convgen generate SPEC [-w DIR | --weights-at-runtime] [-o FILE.c] [option
 
 Writes a C99 source (and its header, beside it) with one function
   void NAME(const float *input, float *output, int batch)
-holding the layer's weights as static const arrays.
+holding the layer's weights as static const arrays; for a whole model
+(.keras, .h5, or model.to_json() with -w DIR of DIR/<layer>/<weight>.npy)
+  void NAME(const float *input, float *output, int batch, float *arena)
+with NAME_ARENA_SIZE floats of scratch in the header.
 
 options:
   -w, --weights DIR        .npy files named as Keras names the weights
