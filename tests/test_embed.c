@@ -33,20 +33,28 @@ static const char *const installed_files[] = {
 };
 #define NUM_INSTALLED_FILES (sizeof installed_files / sizeof installed_files[0])
 
+/* Runs the NULL-terminated command in ap (no shell); returns its exit status
+ * and its output in *text (malloc'd or NULL). */
+static int run_va(char **text, const char *arg0, va_list ap)
+{
+    char *argv[40];
+    int n = 0;
+    for (const char *a = arg0; a && n < 39; a = va_arg(ap, const char *))
+        argv[n++] = (char *)a;
+    argv[n] = NULL;
+    *text = NULL;
+    return harness_run(argv, text);
+}
+
 /* Runs the NULL-terminated command (no shell); returns its exit status and
  * its output in *out (malloc'd, never NULL). */
 static int run(char **out, const char *arg0, ...)
 {
-    char *argv[40];
-    int n = 0;
     va_list ap;
     va_start(ap, arg0);
-    for (const char *a = arg0; a && n < 39; a = va_arg(ap, const char *))
-        argv[n++] = (char *)a;
+    char *text;
+    int status = run_va(&text, arg0, ap);
     va_end(ap);
-    argv[n] = NULL;
-    char *text = NULL;
-    int status = harness_run(argv, &text);
     *out = text ? text : strdup("(no output)");
     return status;
 }
@@ -54,16 +62,11 @@ static int run(char **out, const char *arg0, ...)
 /* Runs a command that must succeed, and returns its output. */
 static char *run_ok(const char *what, const char *arg0, ...)
 {
-    char *argv[40];
-    int n = 0;
     va_list ap;
     va_start(ap, arg0);
-    for (const char *a = arg0; a && n < 39; a = va_arg(ap, const char *))
-        argv[n++] = (char *)a;
+    char *text;
+    int status = run_va(&text, arg0, ap);
     va_end(ap);
-    argv[n] = NULL;
-    char *text = NULL;
-    int status = harness_run(argv, &text);
     if (status != 0)
         fail_msg("%s exited with %d:\n%s", what, status, text ? text : "(no output)");
     return text ? text : strdup("");

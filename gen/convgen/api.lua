@@ -92,26 +92,13 @@ function M.load_weights(ir, opts, diag)
   return tensors
 end
 
--- Weights of a model's layers from a directory: DIR/<layer name>/<weight>.npy.
+-- Weights of a model's layers from a directory: DIR/<layer name>/<weight>.npy,
+-- read and checked as a single layer's are.
 local function directory_weights(dir)
-  return function(layer, wanted)
-    local out = {}
-    for i, w in ipairs(wanted) do
-      local path, t, err
-      for _, name in ipairs(w.names) do
-        path = dir .. "/" .. layer .. "/" .. name .. ".npy"
-        t, err = native.read_npy(path)
-        if t or not err:match("^cannot open") then break end
-      end
-      if not t then
-        if err:match("^cannot open") then
-          return nil, format("missing weight file %s/%s.npy", layer, w.names[1]), dir
-        end
-        return nil, err, path
-      end
-      out[i] = t
-    end
-    return out
+  return function(layer, wanted, diag)
+    local errors = #diag.errors
+    local tensors = weights.load({ weights = wanted }, dir .. "/" .. layer, diag)
+    return #diag.errors == errors and tensors or nil
   end
 end
 
@@ -168,9 +155,9 @@ local function parse_spec(opts)
     end
     text = m.config
     opts.model_file = file
-    opts.model_weights = function(layer)
+    opts.model_weights = function(layer, _, layer_diag)
       local list = m.weights[layer]
-      if not list then return nil, format("no weights for layer %s in the file", layer) end
+      if not list then layer_diag:error_in(file, format("no weights for layer %s in the file", layer)) end
       return list
     end
     -- A legacy .h5 may come from Keras 2 or 3; Keras 3 configs name each class's module.

@@ -245,8 +245,8 @@ local function activation_of(diag, layer)
 end
 
 -- Builds the model from its parsed config. opts: weights (function(layer name,
--- wanted) -> list of tensors in Keras order, or nil, a message and the file
--- at fault), weights_label (what
+-- wanted, diag) -> list of tensors in Keras order, or nil after recording why
+-- in diag), weights_label (what
 -- to name in messages: the model file or weights directory), keras_version.
 -- Returns the model, or nil after recording errors in diag.
 function M.build(obj, diag, opts)
@@ -457,15 +457,13 @@ function M.attach_weights(model, diag, opts)
   for _, op in ipairs(model.ops) do
     if op.kind == "conv" then
       local ir, l = op.ir, op.layer
-      local tensors, err, file = opts.weights(l.name, ir.weights)
+      local tensors = opts.weights(l.name, ir.weights, diag:scoped(l.field)) -- nil: it said why
       local ok = tensors ~= nil
-      if not ok then
-        diag:error_in(file or opts.weights_label, err, l.field)
-      elseif #tensors ~= #ir.weights then
+      if ok and #tensors ~= #ir.weights then
         diag:error_in(opts.weights_label, format("layer %s has %d weight tensors; %s %s needs %d", show(l.name),
           #tensors, l.class, show(l.name), #ir.weights), l.field)
         ok = false
-      else
+      elseif ok then
         for i, w in ipairs(ir.weights) do
           if weights_mod.show_shape(tensors[i]:shape()) ~= weights_mod.show_shape(w.shape) then
             diag:error_in(opts.weights_label, format("%s of layer %s has the shape %s; expected %s", w.name,
@@ -509,11 +507,8 @@ function M.fold_batch_norm(op, tensors, diag, opts)
   local n = ir.out_c
   local wanted = {}
   for i, name in ipairs(names) do wanted[i] = { name = name, names = { name }, shape = { n }, count = n } end
-  local bn_tensors, err, file = opts.weights(bn.name, wanted)
-  if not bn_tensors then
-    diag:error_in(file or opts.weights_label, err, bn.field)
-    return false
-  end
+  local bn_tensors = opts.weights(bn.name, wanted, diag:scoped(bn.field))
+  if not bn_tensors then return false end
   if #bn_tensors ~= #names then
     diag:error_in(opts.weights_label, format("BatchNormalization %s has %d weight tensors; expected %d (%s)",
       show(bn.name), #bn_tensors, #names, concat(names, ", ")), bn.field)
