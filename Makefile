@@ -20,12 +20,13 @@ MODEL_CFLAGS = $(shell pkg-config --cflags libzip hdf5-serial)
 MODEL_LIBS   = $(shell pkg-config --libs libzip hdf5-serial)
 DKJSON    = /usr/share/lua/5.4/dkjson.lua
 
-CPPFLAGS_ALL = -Iinclude -Iruntime -Igen -D_POSIX_C_SOURCE=200809L \
+CPPFLAGS_ALL = -Iinclude -Iruntime -Igen -I$(BUILD)/gen -D_POSIX_C_SOURCE=200809L \
                -DCONVGEN_TCC_LIB_PATH='"$(TCC_LIB_PATH)"' $(MODEL_CFLAGS)
 
 LUA_MODULES = $(wildcard gen/convgen/*.lua)
 TEMPLATES   = $(wildcard templates/*.in)
-RUNTIME_OBJ = $(BUILD)/npy.o $(BUILD)/fileio.o $(BUILD)/jit.o $(BUILD)/backend.o $(BUILD)/model_file.o
+RUNTIME_OBJ = $(BUILD)/npy.o $(BUILD)/fileio.o $(BUILD)/jit.o $(BUILD)/backend.o $(BUILD)/model_file.o \
+              $(BUILD)/microkernels.o
 HOST_OBJ    = $(BUILD)/host.o $(BUILD)/embedded.o $(RUNTIME_OBJ)
 HOST_LIBS   = $(LUA_LIBS) -l:libtcc.a $(MODEL_LIBS) -ldl -lpthread -lm
 
@@ -60,12 +61,26 @@ $(BUILD)/.dir:
 	@mkdir -p $(BUILD) $(BIN) $(BUILD)/tests
 	@touch $@
 
-$(BUILD)/embedded.c: tools/embed.lua $(LUA_MODULES) $(TEMPLATES) | check-deps $(BUILD)/.dir
+$(BUILD)/embedded.c: tools/embed.lua $(LUA_MODULES) $(TEMPLATES) templates/microkernels.lua | check-deps $(BUILD)/.dir
 	lua5.4 tools/embed.lua $@ dkjson=$(DKJSON) \
 	  $(foreach m,$(LUA_MODULES),convgen.$(basename $(notdir $(m)))=$(m)) \
+	  convgen.microkernel_registry=templates/microkernels.lua \
 	  $(foreach t,$(TEMPLATES),$(t)=$(t))
 
-$(BUILD)/%.o: runtime/%.c $(wildcard runtime/*.h include/*.h) gen/host.h | check-deps $(BUILD)/.dir
+# The runtime's precompiled microkernels, generated from their registry.
+# (Function attributes give the AVX2 variants their ISA: no -mavx2 here, so
+# the library runs on any x86-64 and picks its variants at run time.)
+MICROKERNEL_SOURCES = templates/microkernels.lua gen/convgen/microkernels.lua gen/convgen/template.lua \
+                      tools/microkernels.lua $(wildcard templates/microkernel_*.in)
+$(BUILD)/gen/microkernels.c: $(MICROKERNEL_SOURCES) | $(BUILD)/.dir
+	@mkdir -p $(BUILD)/gen
+	lua5.4 tools/microkernels.lua $@ $(BUILD)/gen/microkernels.h
+$(BUILD)/gen/microkernels.h: $(BUILD)/gen/microkernels.c
+$(BUILD)/microkernels.o: $(BUILD)/gen/microkernels.c $(BUILD)/gen/microkernels.h
+	$(CC) $(WARN) $(CFLAGS) $(SANITIZE) -I$(BUILD)/gen -c $< -o $@
+
+$(BUILD)/%.o: runtime/%.c $(wildcard runtime/*.h include/*.h) gen/host.h $(BUILD)/gen/microkernels.h \
+              | check-deps $(BUILD)/.dir
 	$(CC) $(WARN) $(CFLAGS) $(SANITIZE) $(CPPFLAGS_ALL) $(LUA_CFLAGS) -c $< -o $@
 
 $(BUILD)/%.o: gen/%.c gen/host.h | check-deps $(BUILD)/.dir

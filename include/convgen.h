@@ -74,7 +74,8 @@ const char *convgen_version(void);
 
 /* How kernels are compiled. */
 typedef enum convgen_backend {
-    CONVGEN_BACKEND_TCC = 0, /* in-process libtcc: fast to compile (default) */
+    CONVGEN_BACKEND_TCC = 0, /* in-process libtcc: fast to compile (default); the code it
+                                builds drives the library's precompiled microkernels */
     CONVGEN_BACKEND_CC = 1   /* the system C compiler ($CC, default cc; flags $CONVGEN_CC_FLAGS,
                                 default "-O2 -march=native") into a shared object, then dlopen:
                                 slower to compile, faster to run */
@@ -92,9 +93,11 @@ typedef struct convgen_spec {
     const char *input_shape;      /* optional input shape overriding the spec's, "1,32,32,3" */
     int keras_version;            /* 2 or 3; 0 means 3 (only hard_sigmoid differs) */
     convgen_backend backend;
-    const char *target;           /* code target: "scalar", "avx2" or "native" (the best for this
-                                     CPU); NULL: "native" with the cc backend, "scalar" with tcc,
-                                     which compiles no SIMD intrinsics */
+    const char *target;           /* code target. tcc: "hybrid" (the default: a driver calling
+                                     the library's precompiled SIMD microkernels, AVX2 or
+                                     scalar as the CPU allows) or "scalar" (all C, built by
+                                     tcc). cc: "native" (the default: the best for this CPU),
+                                     "avx2" or "scalar" */
 } convgen_spec;
 
 #define CONVGEN_SPEC_INIT {NULL, NULL, NULL, 0, NULL, NULL, 0, CONVGEN_BACKEND_TCC, NULL}

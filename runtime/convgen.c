@@ -705,13 +705,21 @@ convgen_status convgen_compile(convgen_context *ctx, const convgen_spec *spec, c
     if (spec->keras_version != 0 && spec->keras_version != 2 && spec->keras_version != 3)
         return fail(CONVGEN_ERROR_ARGUMENT, message, message_size, label, "keras_version",
                     "keras_version must be 0, 2 or 3, got %d", spec->keras_version);
-    const char *target = spec->target ? spec->target : spec->backend == CONVGEN_BACKEND_CC ? "native" : "scalar";
-    if (strcmp(target, "scalar") != 0 && strcmp(target, "avx2") != 0 && strcmp(target, "native") != 0)
+    const int tcc = spec->backend == CONVGEN_BACKEND_TCC;
+    const char *target = spec->target ? spec->target : tcc ? "hybrid" : "native";
+    if (strcmp(target, "scalar") != 0 && strcmp(target, "avx2") != 0 && strcmp(target, "native") != 0 &&
+        strcmp(target, "hybrid") != 0)
         return fail(CONVGEN_ERROR_ARGUMENT, message, message_size, label, "target",
-                    "unknown target '%s'; expected scalar, avx2 or native", target);
-    if (spec->backend == CONVGEN_BACKEND_TCC && strcmp(target, "scalar") != 0)
+                    "unknown target '%s'; expected hybrid, scalar, avx2 or native", target);
+    if (tcc && strcmp(target, "scalar") != 0 && strcmp(target, "hybrid") != 0)
         return fail(CONVGEN_ERROR_ARGUMENT, message, message_size, label, "target",
-                    "the tcc backend compiles scalar code only; use the cc backend for target '%s'", target);
+                    "the tcc backend compiles no SIMD intrinsics (targets hybrid and scalar); use the cc backend "
+                    "for target '%s'",
+                    target);
+    if (!tcc && strcmp(target, "hybrid") == 0)
+        return fail(CONVGEN_ERROR_ARGUMENT, message, message_size, label, "target",
+                    "the hybrid target calls microkernels only the tcc backend links; use target native or avx2 "
+                    "with the cc backend");
     if (!spec->weights == !spec->weights_dir)
         return fail(CONVGEN_ERROR_ARGUMENT, message, message_size, label, "weights",
                     "give the weights in memory or a weights_dir, one of the two");

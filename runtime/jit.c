@@ -1,5 +1,6 @@
 /* jit.c: in-process compilation through libtcc. */
 #include "jit.h"
+#include "microkernels.h"
 
 #include <libtcc.h>
 #include <math.h>
@@ -44,6 +45,54 @@ const char *convgen__jit_symbol_name(int i)
     if (i < 0 || i >= (int)(sizeof host_symbols / sizeof host_symbols[0]))
         return NULL;
     return host_symbols[i].name;
+}
+
+/* The ISA whose microkernels hybrid drivers call: $CONVGEN_ISA when it names
+ * one built here that the CPU runs, else the best the CPU has. Read at every
+ * compile (cheap), so a test can run the same driver on each ISA. */
+static int microkernel_isa(void)
+{
+    static const char *const names[] = CONVGEN__UK_ISA_NAMES;
+    int best = CONVGEN__UK_SCALAR;
+#if defined(__x86_64__) && defined(__GNUC__)
+    int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    if (avx2)
+        best = CONVGEN__UK_AVX2;
+#else
+    int avx2 = 0;
+#endif
+    const char *want = getenv("CONVGEN_ISA");
+    for (int i = 0; want && i < CONVGEN__UK_ISAS; i++)
+        if (strcmp(want, names[i]) == 0 && (i != CONVGEN__UK_AVX2 || avx2) && convgen__uk_symbols[0].variant[i])
+            return i;
+    return best;
+}
+
+const char *convgen__jit_isa(void)
+{
+    static const char *const names[] = CONVGEN__UK_ISA_NAMES;
+    return names[microkernel_isa()];
+}
+
+static void *code_address(convgen__uk_fn function)
+{
+    void *address;
+    memcpy(&address, &function, sizeof address);
+    return address;
+}
+
+/* Every symbol a hybrid driver may call: the microkernels of one ISA under
+ * their ISA-neutral names, and the pack function. */
+static int add_microkernels(TCCState *s)
+{
+    const int isa = microkernel_isa();
+    int ok = 1;
+    for (const struct convgen__uk_symbol *u = convgen__uk_symbols; ok && u->name; u++)
+        ok = tcc_add_symbol(s, u->name, code_address(u->variant[isa])) == 0;
+    void (*pack)(const float *, ptrdiff_t, ptrdiff_t, float *) = convgen_uk_pack;
+    void *pack_address;
+    memcpy(&pack_address, &pack, sizeof pack_address);
+    return ok && tcc_add_symbol(s, "convgen_uk_pack", pack_address) == 0;
 }
 
 struct messages {
@@ -92,6 +141,7 @@ convgen__jit *convgen__jit_compile(const char *source, int werror, char *err, si
     }
     for (size_t i = 0; ok && i < sizeof host_symbols / sizeof host_symbols[0]; i++)
         ok = tcc_add_symbol(s, host_symbols[i].name, function_address(host_symbols[i].function)) == 0;
+    ok = ok && add_microkernels(s);
     ok = ok && tcc_compile_string(s, source) == 0 && m.used == 0;
     ok = ok && relocate(s) >= 0;
     pthread_mutex_unlock(&tcc_lock);

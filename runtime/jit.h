@@ -21,4 +21,8 @@ void convgen__jit_free(convgen__jit *jit);
 /* Name of the i-th host symbol registered for generated code, NULL past the end. */
 const char *convgen__jit_symbol_name(int i);
 
+/* The ISA of the microkernels hybrid drivers call in this process ("avx2",
+ * "scalar"): the best the CPU runs, or $CONVGEN_ISA when it names another. */
+const char *convgen__jit_isa(void);
+
 #endif

@@ -7,7 +7,7 @@ TEST_BINS   = $(addprefix $(BUILD)/tests/,$(TEST_NAMES)) $(if $(SANITIZE),,$(BUI
 
 # The library and its test under ThreadSanitizer: any report fails the run.
 TSAN_SOURCES = runtime/convgen.c runtime/backend.c runtime/jit.c runtime/npy.c runtime/fileio.c runtime/model_file.c \
-               gen/host.c $(BUILD)/embedded.c
+               gen/host.c $(BUILD)/embedded.c $(BUILD)/gen/microkernels.c
 
 .PHONY: test
 

@@ -194,6 +194,10 @@ function M.generate(opts)
   end
   local target = opts.target
   if target == "native" then target = native.cpu_target() end
+  if target == "hybrid" and not opts.standalone then
+    diag:fail("the hybrid target calls microkernels that only the run-time library and convgen run link; "
+      .. "generate scalar, avx2 or native", "--target")
+  end
   local plan, err, field = planner.plan(ir, { target = target, unroll = opts.unroll })
   if not plan then diag:fail(err, field) end
   local stem = opts.c_file and opts.c_file:match("([^/]*)%.c$")

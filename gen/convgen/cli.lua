@@ -79,9 +79,10 @@ options:
   -w, --weights DIR        weights directory (see convgen generate --help)
   -i, --input FILE.npy     input, float32 or float64
   -o, --output FILE.npy    where to write the output
-  --backend tcc|cc         compile in-process with libtcc (default, scalar
-                           code), or the native target with the system C
-                           compiler ($CC, default cc) and dlopen
+  --backend tcc|cc         compile in-process with libtcc (default: a driver
+                           calling convgen's precompiled SIMD microkernels),
+                           or the native target with the system C compiler
+                           ($CC, default cc) and dlopen
   --input-shape DIMS, --keras-version 2|3    as for generate
 ]],
   bench = [[
@@ -93,7 +94,8 @@ median microseconds per call. A program that prints, never a test.
 options:
   -w, --weights DIR        weights directory (see convgen generate --help)
   --random-weights         uniform random weights instead
-  --backend B              tcc: in-process libtcc, scalar code (default);
+  --backend B              tcc: in-process libtcc, a driver calling the
+                           precompiled microkernels (default);
                            cc or aot (the same): the native target built by
                            the system compiler, weights passed at run time
   --min-time S             time calls for at least S seconds (default 1)
@@ -372,7 +374,7 @@ function commands.run(opts)
   local backend = opts.backend or "tcc"
   if backend ~= "tcc" and backend ~= "cc" then usage_error("run", "--backend must be tcc or cc") end
   opts.weights_at_runtime, opts.standalone = true, true
-  opts.target = backend == "cc" and "native" or "scalar" -- tcc compiles no SIMD intrinsics
+  opts.target = backend == "cc" and "native" or "hybrid" -- tcc drives the precompiled microkernels
   local result = api.generate(opts)
   local ir, diag = result.ir, result.diag
   local input, err = native.read_npy(opts.input)
@@ -415,7 +417,7 @@ function commands.bench(opts)
   local min_time = tonumber(opts.min_time or "1")
   if not min_time or min_time < 0 or min_time > 3600 then usage_error("bench", "--min-time expects seconds") end
   opts.weights_at_runtime, opts.standalone = true, true
-  opts.target = backend == "tcc" and "scalar" or "native"
+  opts.target = backend == "tcc" and "hybrid" or "native"
   local result = api.generate(opts)
   local ir, diag = result.ir, result.diag
   local tensors = result.tensors

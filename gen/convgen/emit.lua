@@ -3,12 +3,14 @@
 local activations = require("convgen.activations")
 local template = require("convgen.template")
 local weights_mod = require("convgen.weights")
+local microkernels = require("convgen.microkernels")
+local registry = require("convgen.microkernel_registry")
 
 local M = {}
 
 M.VERSION = "0.1.0"
 
-local packed_weights, strip_context -- defined below
+local packed_weights, strip_context, hybrid_geometry -- defined below
 
 local format, concat = string.format, table.concat
 
@@ -168,6 +170,31 @@ strip_context = function(ir, p, ctx, mr, checked)
   }
 end
 
+-- A hybrid driver's geometry constants (templates/microkernel_abi.h.in):
+-- NAME__conv or NAME__dw for its strips, NAME__mid for a separable strip's
+-- depthwise step.
+hybrid_geometry = function(ir, p, ctx)
+  local simd = p.simd
+  local taps_h, taps_w = ir.d_h * p.in_stride.h, ir.d_w * p.in_stride.w
+  local lines = { "/* The microkernels' view of this layer. */" }
+  local function add(struct, var, fields)
+    lines[#lines + 1] = format("static const struct %s %s__%s = {%s};", struct, ctx.name, var, concat(fields, ", "))
+  end
+  local act = tostring(simd.uk_act or 0)
+  if simd.kind == "depthwise" then
+    add("convgen_uk_dw", "dw", { ir.in_c, ir.k_w, simd.pixel_stride, simd.out_pixel_stride, taps_h, taps_w, act })
+  elseif simd.kind == "dense" then
+    add("convgen_uk_conv", "conv", { simd.ci, ir.out_c, ir.k_w, #simd.taps, simd.pixel_stride, simd.out_pixel_stride,
+      taps_h, taps_w, act })
+  else
+    add("convgen_uk_conv", "conv", { simd.ci, ir.out_c, 1, 1, simd.pixel_stride, simd.out_pixel_stride, 0, 0, act })
+    if simd.mid_microkernel then
+      add("convgen_uk_dw", "mid", { ir.in_c, ir.k_w, ir.s_w * p.in_stride.w, p.mid_size, taps_h, taps_w, "0" })
+    end
+  end
+  return concat(lines, "\n") .. "\n"
+end
+
 -- The SIMD strip functions of a plan: one per strip width it uses.
 local function strip_functions(ir, p, ctx, entry, act)
   local widths = { p.simd.mr }
@@ -199,6 +226,23 @@ local function strip_functions(ir, p, ctx, entry, act)
       use_bias = ir.use_bias, act = act, params = params, vector_act = vector_act, checked = checked,
       in_stride_h = p.in_stride.h, pixel_in_stride = p.in_stride.w, d_h = ir.d_h, d_w = ir.d_w, k_w = ir.k_w,
     })
+  end
+  if p.target == "hybrid" then
+    out[#out + 1] = hybrid_geometry(ir, p, ctx)
+    local kind = simd.kind == "depthwise" and "dw" or "conv"
+    local function hybrid_strip(mr, checked)
+      return template.render("templates/strip_hybrid.c.in", {
+        times = times, name = ctx.name, mr = mr, kind = kind, checked = checked,
+        microkernel = registry.generic_name(kind, mr), geometry = ctx.name .. "__" .. kind,
+        kernel = simd.packed and simd.packed.name or simd.kernel, use_bias = ir.use_bias, params = params,
+        k_h = #simd.taps == 1 and 1 or ir.k_h, k_w = #simd.taps == 1 and 1 or ir.k_w, d_h = ir.d_h, d_w = ir.d_w,
+        in_stride_h = p.in_stride.h, pixel_in_stride = p.in_stride.w, out_pixel_stride = simd.out_pixel_stride,
+        channels = ir.out_c, act = simd.uk_act == nil and act,
+      })
+    end
+    for _, mr in ipairs(widths) do out[#out + 1] = hybrid_strip(mr, false) end
+    for _, mr in ipairs(simd.cstrips) do out[#out + 1] = hybrid_strip(mr, true) end
+    return (concat(out, "\n"):gsub("\n$", ""))
   end
   for _, mr in ipairs(widths) do
     if simd.kind == "depthwise" then
@@ -285,7 +329,7 @@ packed_weights = function(ir, p, tensors, at_runtime, ctx)
     ctx.wlocals[#ctx.wlocals + 1] = format("const float *restrict %s = weights[%d];", packed.name, #ir.weights)
     ctx.pack_function = template.render("templates/pack.c.in", {
       name = ctx.name, NAME = ctx.NAME, packed = packed, source_index = source_index - 1, blocks = p.simd.blocks,
-      ptrdiff = ctx.ptrdiff,
+      ptrdiff = ctx.ptrdiff, hybrid = p.target == "hybrid",
     }):gsub("\n$", "")
   else
     ctx.wlocals[#ctx.wlocals + 1] = format("const float *restrict %s = %s__%s;", packed.name, ctx.name, packed.name)
@@ -339,6 +383,23 @@ function M.emit(ir, p, tensors, info)
     axes_out = axes(ir.rank, ir.channels_first, ir.out_h, ir.out_w, ir.out_c),
     guard = "CONVGEN_" .. name:upper() .. "_H", times = times, plus = plus,
   }
+  -- A hybrid driver declares the microkernels it calls.
+  ctx.mid_chunks = false
+  ctx.microkernel_abi = p.target == "hybrid" and p.simd and microkernels.abi(ctx.ptrdiff):gsub("\n$", "") or false
+  if p.simd and p.simd.mid_microkernel then
+    -- a separable strip's depthwise step, in calls of at most the widest depthwise microkernel
+    local widest, chunks = registry.widest("dw"), {}
+    for _, width in ipairs({ p.simd.mr, p.simd.rest }) do
+      local list, offset = {}, 0
+      while offset < width do
+        local w = math.min(widest, width - offset)
+        list[#list + 1] = { offset = offset, width = w, microkernel = registry.generic_name("dw", w) }
+        offset = offset + w
+      end
+      chunks[width] = list
+    end
+    ctx.mid_chunks = chunks
+  end
   if p.axis_pass then
     ctx.axis_pass_function = template.render("templates/axis_pass.c.in", ctx):gsub("\n$", "")
   end

@@ -4,14 +4,17 @@
 -- tiles, which taps are unrolled, and what the code will cost.
 local shapes = require("convgen.shapes")
 local activations = require("convgen.activations")
+local microkernels = require("convgen.microkernel_registry")
 
 local M = {}
 
 local format, min = string.format, math.min
 
 -- Code targets: scalar is portable C99; avx2 adds AVX2 + FMA intrinsics
--- (register-tiled strips for dense convolutions).
-M.TARGETS = { scalar = true, avx2 = true }
+-- (register-tiled strips for dense convolutions); hybrid is a driver for the
+-- in-process compiler: the same strips, each a call to one of the runtime's
+-- precompiled microkernels (templates/microkernels.lua).
+M.TARGETS = { scalar = true, avx2 = true, hybrid = true }
 
 -- AVX2 register tile of a dense convolution: MR pixels x 16 channels.
 local AVX2_MR = 6
@@ -173,14 +176,27 @@ function M.plan(ir, options)
   local separable = ir.op == "separable"
   -- Depthwise with one multiplier: vectors over channels, MR x 16 tiles.
   -- (Below 8 channels the masked tile loses to the scalar code, measured.)
-  local depthwise = ir.op == "depthwise" and ir.depth_multiplier == 1 and ir.in_c >= 8
-  if target == "avx2" and (dense or separable or depthwise) and not ir.channels_first and p.unroll_taps
-     and p.h_hi > p.h_lo and p.w_hi > p.w_lo then
+  -- (A hybrid driver's alternative is scalar code built by libtcc: slower still.)
+  local hybrid = target == "hybrid"
+  local depthwise = ir.op == "depthwise" and ir.depth_multiplier == 1 and (ir.in_c >= 8 or hybrid)
+  if (target == "avx2" or hybrid) and (dense or separable or depthwise) and not ir.channels_first
+     and p.unroll_taps and p.h_hi > p.h_lo and p.w_hi > p.w_lo then
     local width = p.w_hi - p.w_lo
     local blocks = channel_blocks(ir.out_c)
-    local mr = min(depthwise and AVX2_DEPTHWISE_MR or AVX2_MR, width)
+    local widest = depthwise and AVX2_DEPTHWISE_MR or AVX2_MR
+    if hybrid then widest = microkernels.widest(depthwise and "dw" or "conv") end
+    local mr = min(widest, width)
     local simd = { blocks = blocks, full16 = (ir.out_c // 16) * 16, out_pixel_stride = p.out_stride.w,
                    kind = dense and "dense" or separable and "separable" or "depthwise" }
+    if hybrid then
+      -- The activation the microkernels apply (softmax: the axis pass does),
+      -- or nil: the driver applies it to the stored strip.
+      simd.uk_act = not ir.activation_entry and microkernels.activations[ir.activation]
+        or (p.act.axis_pass and 0) or nil
+      -- A separable strip's depthwise step through the depthwise microkernel
+      -- (one multiplier); otherwise pixel by pixel in the driver.
+      simd.mid_microkernel = separable and ir.depth_multiplier == 1
+    end
     if depthwise then
       simd.taps, simd.pixel_stride, simd.kernel = p.taps, ir.s_w * p.in_stride.w, "kernel"
     elseif dense then
@@ -244,7 +260,7 @@ function M.plan(ir, options)
   p.use_row_border = #p.border_rows > 0
   p.use_pixel_interior = rows_interior and cols_interior and p.unroll_taps and not p.simd
   -- a separable strip computes each pixel's depthwise results on its own
-  p.use_depthwise_pixel = p.simd and separable or false
+  p.use_depthwise_pixel = p.simd and separable and not p.simd.mid_microkernel or false
   p.use_pixel_border = (#p.border_rows > 0 or #p.border_cols > 0 or not p.unroll_taps)
     and not (p.simd and p.simd.checked)
   return p

@@ -24,7 +24,7 @@ $(BUILD)/tests/replay_%: tests/fuzz/replay.c tests/fuzz/fuzz_spec.c tests/fuzz/f
 # libFuzzer builds: everything of ours compiled by clang with coverage and
 # AddressSanitizer + UndefinedBehaviorSanitizer; Lua line coverage on top.
 FUZZ_LIB_SOURCES = runtime/npy.c runtime/fileio.c runtime/jit.c runtime/backend.c runtime/model_file.c gen/host.c \
-                   $(BUILD)/embedded.c
+                   $(BUILD)/embedded.c $(BUILD)/gen/microkernels.c
 
 $(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_spec.c tests/fuzz/fuzz_npy.c tests/fuzz/fuzz_generate.c $(FUZZ_DEPS) \
                       $(FUZZ_LIB_SOURCES) | check-deps $(BUILD)/.dir

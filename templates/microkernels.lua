@@ -1,0 +1,100 @@
+-- microkernels.lua: the registry of convgen's microkernels, the one list
+-- both the runtime's precompiled set and its tests are generated from
+-- (gen/convgen/microkernels.lua renders them; make builds them).
+--
+-- A microkernel computes a strip of `mr` output pixels along the width, every
+-- output channel, in channel tiles of 16, then one of 8, then one partial
+-- tile; shapes, strides and the taps to visit come at run time in a geometry
+-- struct (templates/microkernel_abi.h.in). Code compiled by libtcc drives
+-- the loops and calls them; the runtime picks the ISA once per process.
+--
+-- A variant is named by its parameters: convgen_uk_<kind>_<isa>_<mr>x16.
+-- The driver calls the ISA-neutral name convgen_uk_<kind>_<mr>x16, which the
+-- runtime binds to the best ISA the CPU has.
+local M = {}
+
+-- Instruction sets, as the operations the templates use. `lanes` floats per
+-- vector; `masked`: the partial tile uses masked loads and stores (otherwise
+-- the template loops over its lanes one at a time, as a NEON variant would).
+-- Every operation returns C text.
+M.isas = {
+  {
+    name = "avx2", title = "AVX2 + FMA", lanes = 8, vec = "__m256", masked = true,
+    -- Functions, not the file, get the ISA: the runtime runs on any x86-64.
+    attribute = '__attribute__((target("avx2,fma")))',
+    includes = { "immintrin.h" },
+    zero = function() return "_mm256_setzero_ps()" end,
+    splat = function(x) return "_mm256_set1_ps(" .. x .. ")" end,
+    load = function(p) return "_mm256_loadu_ps(" .. p .. ")" end,
+    broadcast = function(p) return "_mm256_broadcast_ss(" .. p .. ")" end,
+    fma = function(a, b, c) return "_mm256_fmadd_ps(" .. a .. ", " .. b .. ", " .. c .. ")" end,
+    max = function(a, b) return "_mm256_max_ps(" .. a .. ", " .. b .. ")" end,
+    min = function(a, b) return "_mm256_min_ps(" .. a .. ", " .. b .. ")" end,
+    store = function(p, v) return "_mm256_storeu_ps(" .. p .. ", " .. v .. ")" end,
+    mask_type = "__m256i",
+    -- lanes [0, n) of a vector: a window on a table of -1s then 0s
+    mask = function(n) return "_mm256_loadu_si256((const __m256i *)(convgen_uk__lanes + 8 - " .. n .. "))" end,
+    maskload = function(p, m) return "_mm256_maskload_ps(" .. p .. ", " .. m .. ")" end,
+    maskstore = function(p, m, v) return "_mm256_maskstore_ps(" .. p .. ", " .. m .. ", " .. v .. ")" end,
+  },
+  {
+    name = "scalar", title = "portable C", lanes = 1, vec = "float", masked = false,
+    attribute = "", includes = {},
+    zero = function() return "0.0f" end,
+    splat = function(x) return x end,
+    load = function(p) return "*(" .. p .. ")" end,
+    broadcast = function(p) return "*(" .. p .. ")" end,
+    fma = function(a, b, c) return c .. " + " .. a .. " * " .. b end,
+    -- NaN becomes 0 under relu, as in the AVX2 variant and the generated code
+    max = function(a, b) return "(" .. a .. " > " .. b .. " ? " .. a .. " : " .. b .. ")" end,
+    min = function(a, b) return "(" .. a .. " < " .. b .. " ? " .. a .. " : " .. b .. ")" end,
+    store = function(p, v) return "*(" .. p .. ") = " .. v end,
+  },
+}
+
+-- What each kind computes, its template, and the strip widths precompiled.
+M.kinds = {
+  {
+    name = "conv", template = "templates/microkernel_conv.c.in", geometry = "convgen_uk_conv",
+    -- 6 pixels x 16 channels: 12 accumulators, 2 weight vectors, 1 input.
+    mr = { 1, 2, 3, 4, 5, 6 },
+    what = "dense convolution over a packed kernel (Conv1D, Conv2D, pointwise)",
+  },
+  {
+    name = "dw", template = "templates/microkernel_depthwise.c.in", geometry = "convgen_uk_dw",
+    mr = { 1, 2, 3, 4 },
+    what = "depthwise convolution, depth_multiplier 1, kernel in Keras layout",
+  },
+}
+
+-- Activations the microkernels apply before storing (geometry field act).
+-- Any other activation is applied by the caller to the stored strip.
+M.activations = { linear = 0, relu = 1, relu6 = 2 }
+
+-- The ISA-neutral name a driver calls, and a variant's own name.
+function M.generic_name(kind, mr) return "convgen_uk_" .. kind .. "_" .. mr .. "x16" end
+function M.variant_name(kind, isa, mr) return "convgen_uk_" .. kind .. "_" .. isa .. "_" .. mr .. "x16" end
+
+-- Every variant: { kind, isa, mr, name, generic }, kinds then ISAs then widths.
+function M.variants()
+  local out = {}
+  for _, kind in ipairs(M.kinds) do
+    for _, isa in ipairs(M.isas) do
+      for _, mr in ipairs(kind.mr) do
+        out[#out + 1] = { kind = kind, isa = isa, mr = mr, name = M.variant_name(kind.name, isa.name, mr),
+                          generic = M.generic_name(kind.name, mr) }
+      end
+    end
+  end
+  return out
+end
+
+-- The widest strip of a kind (the planner's register tile).
+function M.widest(kind_name)
+  for _, kind in ipairs(M.kinds) do
+    if kind.name == kind_name then return kind.mr[#kind.mr] end
+  end
+  error("no microkernel kind " .. kind_name)
+end
+
+return M
