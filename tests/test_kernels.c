@@ -28,7 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_CASES 400
+#define MAX_CASES 640
 #define GUARD 16
 
 typedef struct {
@@ -39,7 +39,8 @@ typedef struct {
     int baked;              /* weights from .npy files, baked into the source */
     int tf_keras_names;     /* name the depthwise file depthwise_kernel.npy */
     const char *unroll;
-    const char *target;     /* "scalar", or "avx2" (built by gcc only: tcc has no intrinsics) */
+    const char *target;     /* "scalar"; "avx2" (built by gcc only: tcc has no intrinsics); or
+                               "hybrid" (built by tcc only, against the runtime's microkernels) */
     char *source;
     long packed_size;       /* floats of packed weights (weights at run time, SIMD strips) */
     float *weights[4];
@@ -53,6 +54,7 @@ static void *gcc_handle;
 static char *gcc_log;
 static char *combined_path;        /* every case: gcc and clang */
 static char *combined_scalar_path; /* scalar cases only: tcc */
+static char *combined_hybrid_path; /* hybrid drivers: compiled (not linked) by gcc, clang and tcc */
 
 static const char *const ACTIVATIONS[] = {
     "linear", "relu", "relu6", "sigmoid", "tanh", "elu", "selu", "softplus", "softsign", "swish",
@@ -312,6 +314,27 @@ static void build_matrix(void)
         a->target = "avx2";
         a->baked = i;
     }
+    /* The hybrid target: every avx2 case again as a driver of the runtime's
+     * microkernels, run on each ISA the CPU has; plus depthwise layers with
+     * fewer than 8 channels, which only the hybrid target vectorizes. */
+    int before_hybrid = ncases;
+    for (int i = scalar_cases; i < before_hybrid; i++) {
+        kernel_case *h = add_case("hybrid", cases[i].layer, cases[i].batch);
+        h->target = "hybrid";
+        h->baked = cases[i].baked;
+        const char *at = strstr(cases[i].name, "avx2"); /* the same name, hybrid for avx2 */
+        snprintf(h->name, sizeof h->name, "%.*shybrid%.100s", (int)(at - cases[i].name), cases[i].name, at + 4);
+    }
+    for (int i = 0; i < 3; i++) {
+        ref_layer dw = {.kind = REF_DEPTHWISE, .rank = 2 - (i == 2), .in_h = i == 2 ? 1 : 6, .in_w = 9 + i,
+                        .in_c = 1 + 3 * i, .k_h = i == 2 ? 1 : 3, .k_w = 3, .s_h = 1, .s_w = 1 + i % 2, .d_h = 1,
+                        .d_w = 1, .padding = i == 1 ? "valid" : "same", .filters = 0, .groups = 1,
+                        .depth_multiplier = 1, .use_bias = i != 0, .activation = i ? "relu" : "elu",
+                        .keras_version = 3};
+        kernel_case *h = add_case("hybrid_narrow_depthwise", dw, 1 + i % 2);
+        h->target = "hybrid";
+        h->baked = i == 1;
+    }
     /* tf.keras's hard_sigmoid. */
     ref_layer k2 = {REF_CONV, 2, 0, 5, 5, 3, 3, 3, 1, 1, 1, 1, "same", 4, 1, 1, 1, "hard_sigmoid", 2};
     add_case("keras2", k2, 1);
@@ -354,7 +377,7 @@ static int setup(void **state)
     build_matrix();
     workdir = harness_tempdir();
     lua_State *L = harness_host();
-    harness_buffer combined = {0}, combined_scalar = {0};
+    harness_buffer combined = {0}, combined_scalar = {0}, combined_hybrid = {0};
     for (int i = 0; i < ncases; i++) {
         kernel_case *c = &cases[i];
         make_weights(c, i);
@@ -385,15 +408,20 @@ static int setup(void **state)
             return -1;
         }
         c->packed_size = c->baked ? 0 : harness_packed_size(L, spec, c->layer.keras_version, c->target);
-        harness_append(&combined, c->source);
+        if (strcmp(c->target, "hybrid") == 0)
+            harness_append(&combined_hybrid, c->source);
+        else
+            harness_append(&combined, c->source);
         if (strcmp(c->target, "scalar") == 0)
             harness_append(&combined_scalar, c->source);
     }
     convgen__host_close(L);
     combined_path = harness_write(workdir, "all_cases.c", combined.text, combined.len);
     combined_scalar_path = harness_write(workdir, "scalar_cases.c", combined_scalar.text, combined_scalar.len);
+    combined_hybrid_path = harness_write(workdir, "hybrid_cases.c", combined_hybrid.text, combined_hybrid.len);
     free(combined.text);
     free(combined_scalar.text);
+    free(combined_hybrid.text);
     char so[4200];
     snprintf(so, sizeof so, "%s/all_cases_gcc.so", workdir);
     gcc_handle = harness_compile_shared("gcc", combined_path, so, &gcc_log);
@@ -417,6 +445,7 @@ static int teardown(void **state)
     free(workdir);
     free(combined_path);
     free(combined_scalar_path);
+    free(combined_hybrid_path);
     free(gcc_log);
     return 0;
 }
@@ -556,6 +585,35 @@ static void test_case(void **state)
     ref_forward(&c->layer, c->batch, input, w, want);
 
     void *address;
+    if (strcmp(c->target, "hybrid") == 0) {
+        /* libtcc only, once per ISA: the driver calls whatever the runtime binds */
+        const char *isas[] = {"avx2", "scalar"};
+        for (int i = 0; i < 2; i++) {
+            setenv("CONVGEN_ISA", isas[i], 1);
+            if (strcmp(convgen__jit_isa(), isas[i]) != 0) {
+                unsetenv("CONVGEN_ISA");
+                continue; /* this CPU has no such ISA */
+            }
+            char err[4096];
+            convgen__jit *jit = convgen__jit_compile(c->source, 1, err, sizeof err);
+            unsetenv("CONVGEN_ISA");
+            if (!jit)
+                fail_msg("%s: libtcc rejected the source:\n%s", c->name, err);
+            char rows_name[64], pack_name[64], label[32];
+            snprintf(rows_name, sizeof rows_name, "%s_rows", c->symbol);
+            snprintf(pack_name, sizeof pack_name, "%s_pack", c->symbol);
+            snprintf(label, sizeof label, "tcc, %s microkernels", isas[i]);
+            address = convgen__jit_symbol(jit, c->symbol);
+            assert_non_null(address);
+            void *rows = convgen__jit_symbol(jit, rows_name);
+            assert_non_null(rows);
+            run_and_compare(c, address, rows, convgen__jit_symbol(jit, pack_name), label, input, in_n, want, out_n);
+            convgen__jit_free(jit);
+        }
+        free(input);
+        free(want);
+        return;
+    }
     if (strcmp(c->target, "scalar") == 0) {
         char err[4096];
         convgen__jit *jit = convgen__jit_compile(c->source, 1, err, sizeof err);
@@ -586,13 +644,27 @@ static void test_case(void **state)
 }
 
 /* Every generated case compiles without a warning under gcc, clang and tcc
- * at -std=c99 -Wall -Wextra -pedantic (tcc: the scalar cases; it has no intrinsics). */
+ * at -std=c99 -Wall -Wextra -pedantic (tcc: the scalar cases; it has no
+ * intrinsics). The hybrid drivers, whose microkernels only libtcc links,
+ * are compiled to objects by all three. */
 static void test_no_warnings(void **state)
 {
     (void)state;
     if (!gcc_handle)
         fail_msg("gcc: %.4000s", gcc_log ? gcc_log : "");
     const char *compilers[] = {"clang", "tcc"};
+    for (int i = 0; i < 3; i++) {
+        const char *compiler = i < 2 ? compilers[i] : "gcc";
+        char obj[4200];
+        snprintf(obj, sizeof obj, "%s/hybrid_cases_%s.o", workdir, compiler);
+        char *argv[] = {(char *)compiler, "-std=c99", "-Wall", "-Wextra", "-pedantic", "-Werror",
+                        "-c", combined_hybrid_path, "-o", obj, NULL};
+        char *out = NULL;
+        int status = harness_run(argv, &out);
+        if (status != 0)
+            fail_msg("%s on the hybrid drivers: exit %d\n%.4000s", compiler, status, out ? out : "");
+        free(out);
+    }
     for (int i = 0; i < 2; i++) {
         char obj[4200];
         snprintf(obj, sizeof obj, "%s/all_cases_%s.o", workdir, compilers[i]);

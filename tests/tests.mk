@@ -1,7 +1,7 @@
 # tests.mk: `make test` builds and runs every test program (cmocka).
 
 TEST_CFLAGS = $(WARN) -O1 -g $(SANITIZE) $(CPPFLAGS_ALL) $(LUA_CFLAGS) -Itests
-TEST_NAMES  = test_reference test_kernels test_keras_golden test_cli test_host test_library test_embed test_model_file test_models
+TEST_NAMES  = test_reference test_microkernels test_kernels test_keras_golden test_cli test_host test_library test_embed test_model_file test_models
 # ThreadSanitizer cannot be combined with the sanitizers of test-sanitize.
 TEST_BINS   = $(addprefix $(BUILD)/tests/,$(TEST_NAMES)) $(if $(SANITIZE),,$(BUILD)/tests/test_library_tsan)
 

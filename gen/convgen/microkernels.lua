@@ -62,12 +62,13 @@ void convgen_uk_pack(const float *src, ptrdiff_t rows, ptrdiff_t columns, float 
 
 ]]
   -- The dispatch table: one row per ISA-neutral name, a variant per ISA.
-  local rows, order, isa_index = {}, {}, {}
+  local rows, order, isa_index, about = {}, {}, {}, {}
   for i, isa in ipairs(registry.isas) do isa_index[isa.name] = i end
   for _, v in ipairs(registry.variants()) do
     if not rows[v.generic] then
       rows[v.generic] = {}
       order[#order + 1] = v.generic
+      about[v.generic] = "\"" .. v.kind.name .. "\", " .. v.mr
     end
     rows[v.generic][isa_index[v.isa.name]] = v.name
   end
@@ -82,12 +83,12 @@ void convgen_uk_pack(const float *src, ptrdiff_t rows, ptrdiff_t columns, float 
         cells[i] = "(convgen__uk_fn)" .. fn
       end
     end
-    lines[#lines + 1] = "    {\"" .. generic .. "\", {" .. concat(cells, ", ") .. "}},"
+    lines[#lines + 1] = "    {\"" .. generic .. "\", " .. about[generic] .. ", {" .. concat(cells, ", ") .. "}},"
   end
   out[#out + 1] = "#ifdef CONVGEN_UK_X86\n#define CONVGEN_UK_AVX2(f) (convgen__uk_fn) f\n#else\n"
     .. "#define CONVGEN_UK_AVX2(f) NULL\n#endif\n\n"
   out[#out + 1] = "const struct convgen__uk_symbol convgen__uk_symbols[] = {\n" .. concat(lines, "\n")
-    .. "\n    {NULL, {NULL}},\n};\n"
+    .. "\n    {NULL, NULL, 0, {NULL}},\n};\n"
   return concat(out)
 end
 
@@ -114,10 +115,13 @@ function M.runtime_header()
   out[#out + 1] = [[
 typedef void (*convgen__uk_fn)(void);
 
-/* An ISA-neutral name and its variant for each ISA (NULL: not built here).
- * The table ends with a NULL name. */
+/* An ISA-neutral name, what it computes (kind "conv" or "dw", strip width
+ * mr) and its variant for each ISA (NULL: not built here). The table ends
+ * with a NULL name. */
 struct convgen__uk_symbol {
     const char *name;
+    const char *kind;
+    int mr;
     convgen__uk_fn variant[CONVGEN__UK_ISAS];
 };
 extern const struct convgen__uk_symbol convgen__uk_symbols[];

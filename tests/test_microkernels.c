@@ -1,0 +1,233 @@
+/* test_microkernels.c: every variant of the runtime's precompiled
+ * microkernels (the table generated from templates/microkernels.lua), on
+ * every ISA this CPU runs, against a naive loop written here.
+ *
+ * Each variant gets the same edge cases: channel counts around the 16- and
+ * 8-channel tiles and the partial tile, one and many input channels, whole
+ * and clipped tap ranges, strided pixels and taps, outputs wider apart than
+ * the channels (nothing may be written between them), each activation, with
+ * and without bias. Inputs, weights and outputs sit against guard pages. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "harness.h"
+#include "microkernels.h"
+
+typedef void (*conv_fn)(const struct convgen_uk_conv *, const float *, float *, const float *, const float *, int,
+                        int, int, int);
+typedef void (*dw_fn)(const struct convgen_uk_dw *, const float *, float *, const float *, const float *, int, int,
+                      int, int);
+
+typedef struct {
+    const struct convgen__uk_symbol *symbol;
+    int isa;
+    char name[96];
+} variant;
+
+static const float SENTINEL = -12345.0f; /* what an output slot holds until written */
+
+static float activate(float v, int act)
+{
+    if (act >= 1)
+        v = v > 0.0f ? v : 0.0f;
+    if (act == 2)
+        v = v < 6.0f ? v : 6.0f;
+    return v;
+}
+
+/* One strip's shape: mr pixels, each reading taps [kh0, kh1) x [kw0, kw1) of
+ * a k_h x k_w kernel with dilation (d_h, d_w), pixels `stride` columns apart,
+ * from an input of rows x cols pixels of `ci` channels. */
+typedef struct {
+    int mr, ci, co, k_h, k_w, d_h, d_w, stride, kh0, kh1, kw0, kw1, act, bias, out_gap;
+} strip_case;
+
+static int input_rows(const strip_case *s) { return (s->k_h - 1) * s->d_h + 1; }
+static int input_cols(const strip_case *s) { return (s->mr - 1) * s->stride + (s->k_w - 1) * s->d_w + 1; }
+
+/* The packed layout, as README and the ABI describe it: 16-channel tiles, one
+ * of 8, then the rest zero-padded to 8; within a tile, [tap][ci][width]. */
+static void pack(const float *w, int rows, int co, float *packed)
+{
+    long at = 0;
+    for (int c0 = 0; c0 < co;) {
+        int width = co - c0 >= 16 ? 16 : 8;
+        for (int r = 0; r < rows; r++)
+            for (int j = 0; j < width; j++)
+                packed[at++] = c0 + j < co ? w[(long)r * co + c0 + j] : 0.0f;
+        c0 += width;
+    }
+}
+
+static long packed_size(int rows, int co) { return (long)rows * ((co + 7) / 8 * 8); }
+
+/* Runs one conv or depthwise strip and compares every output float. */
+static void check_strip(const variant *v, const strip_case *s, unsigned long long seed)
+{
+    const int dw = strcmp(v->symbol->kind, "dw") == 0;
+    const int ci = dw ? s->co : s->ci, rows = input_rows(s), cols = input_cols(s);
+    const long in_n = (long)rows * cols * ci, taps = (long)s->k_h * s->k_w;
+    const long w_n = dw ? taps * s->co : taps * ci * s->co;
+    const long out_stride = s->co + s->out_gap, out_n = (long)(s->mr - 1) * out_stride + s->co;
+    harness_guarded gi, gw, gb, go;
+    float *in = harness_guarded_alloc(&gi, in_n, seed & 1);
+    float *w = harness_guarded_alloc(&gw, dw ? w_n : packed_size((int)(taps * ci), s->co), !(seed & 1));
+    float *bias = harness_guarded_alloc(&gb, s->co, seed & 1);
+    float *out = harness_guarded_alloc(&go, out_n, !(seed & 1));
+    float *plain = malloc((size_t)w_n * sizeof *plain), *want = malloc((size_t)out_n * sizeof *want);
+    harness_fill(in, in_n, &seed, -2.0f, 2.0f);
+    harness_fill(plain, w_n, &seed, -1.0f, 1.0f);
+    harness_fill(bias, s->co, &seed, -1.0f, 1.0f);
+    if (dw)
+        memcpy(w, plain, (size_t)w_n * sizeof *w);
+    else
+        pack(plain, (int)(taps * ci), s->co, w);
+    harness_guarded_readonly(&gi);
+    harness_guarded_readonly(&gw);
+    harness_guarded_readonly(&gb);
+
+    /* The naive strip: input [row][col][channel]. */
+    for (long i = 0; i < out_n; i++)
+        want[i] = out[i] = SENTINEL;
+    for (int p = 0; p < s->mr; p++) {
+        for (int o = 0; o < s->co; o++) {
+            double acc = s->bias ? bias[o] : 0.0;
+            for (int kh = s->kh0; kh < s->kh1; kh++) {
+                for (int kw = s->kw0; kw < s->kw1; kw++) {
+                    const float *x = in + ((long)kh * s->d_h * cols + (long)p * s->stride + (long)kw * s->d_w) * ci;
+                    long tap = (long)kh * s->k_w + kw;
+                    if (dw)
+                        acc += (double)x[o] * plain[tap * s->co + o];
+                    else
+                        for (int i = 0; i < ci; i++)
+                            acc += (double)x[i] * plain[(tap * ci + i) * s->co + o];
+                }
+            }
+            want[(long)p * out_stride + o] = activate((float)acc, s->act);
+        }
+    }
+
+    const float *x = in + ((long)s->kh0 * s->d_h * cols + (long)s->kw0 * s->d_w) * ci;
+    if (s->kh0 >= s->kh1 || s->kw0 >= s->kw1)
+        x = in; /* no tap is read */
+    if (dw) {
+        struct convgen_uk_dw g = {s->co, s->k_w, (ptrdiff_t)s->stride * ci, out_stride, (ptrdiff_t)s->d_h * cols * ci,
+                                  (ptrdiff_t)s->d_w * ci, s->act};
+        dw_fn fn;
+        memcpy(&fn, &v->symbol->variant[v->isa], sizeof fn);
+        fn(&g, x, out, w, s->bias ? bias : NULL, s->kh0, s->kh1, s->kw0, s->kw1);
+    } else {
+        struct convgen_uk_conv g = {ci, s->co, s->k_w, taps, (ptrdiff_t)s->stride * ci, out_stride,
+                                    (ptrdiff_t)s->d_h * cols * ci, (ptrdiff_t)s->d_w * ci, s->act};
+        conv_fn fn;
+        memcpy(&fn, &v->symbol->variant[v->isa], sizeof fn);
+        fn(&g, x, out, w, s->bias ? bias : NULL, s->kh0, s->kh1, s->kw0, s->kw1);
+    }
+    long bad = harness_mismatch(out, want, out_n, 1e-5, 1e-5);
+    if (bad >= 0)
+        fail_msg("%s: mr %d ci %d co %d kernel %dx%d dilation %dx%d stride %d taps [%d,%d)x[%d,%d) act %d bias %d "
+                 "gap %d: output[%ld] = %.9g, want %.9g",
+                 v->name, s->mr, ci, s->co, s->k_h, s->k_w, s->d_h, s->d_w, s->stride, s->kh0, s->kh1, s->kw0,
+                 s->kw1, s->act, s->bias, s->out_gap, bad, (double)out[bad], (double)want[bad]);
+    free(plain);
+    free(want);
+    harness_guarded_free(&gi);
+    harness_guarded_free(&gw);
+    harness_guarded_free(&gb);
+    harness_guarded_free(&go);
+}
+
+/* The same edge cases for every variant. */
+static void test_variant(void **state)
+{
+    const variant *v = *state;
+    static const int channels[] = {1, 5, 8, 9, 15, 16, 17, 24, 31, 33, 40};
+    static const int kernels[][2] = {{1, 1}, {3, 3}, {2, 5}, {1, 4}};
+    unsigned long long seed = 0x9e3779b97f4a7c15ull;
+    int n = 0;
+    for (size_t c = 0; c < sizeof channels / sizeof channels[0]; c++) {
+        for (size_t k = 0; k < sizeof kernels / sizeof kernels[0]; k++) {
+            for (int variant_no = 0; variant_no < 4; variant_no++, n++) {
+                strip_case s = {.mr = v->symbol->mr, .ci = 1 + (n * 7) % 19, .co = channels[c],
+                                .k_h = kernels[k][0], .k_w = kernels[k][1], .d_h = 1 + (variant_no == 3),
+                                .d_w = 1 + (variant_no == 2), .stride = 1 + (n % 3 == 1), .act = n % 3,
+                                .bias = n % 4 != 1, .out_gap = (n % 5 == 0) ? 3 : 0};
+                s.kh0 = 0, s.kh1 = s.k_h, s.kw0 = 0, s.kw1 = s.k_w;
+                if (variant_no == 1) { /* clipped as at a border: top-left, then bottom-right */
+                    s.kh0 = s.k_h > 1, s.kw0 = s.k_w > 1 ? 1 : 0;
+                    s.kh1 = s.k_h, s.kw1 = s.k_w;
+                } else if (variant_no == 2 && s.k_w > 2) {
+                    s.kw1 = s.k_w - 2;
+                } else if (variant_no == 3 && n % 8 == 3) {
+                    s.kh1 = s.kh0; /* every tap in the padding: bias alone */
+                }
+                check_strip(v, &s, seed + (unsigned long long)n);
+            }
+        }
+    }
+}
+
+/* convgen_uk_pack writes the layout the test packs by hand. */
+static void test_pack(void **state)
+{
+    (void)state;
+    static const int columns[] = {1, 7, 8, 12, 16, 23, 24, 40};
+    for (size_t c = 0; c < sizeof columns / sizeof columns[0]; c++) {
+        int rows = 5, co = columns[c];
+        long n = packed_size(rows, co);
+        float *src = malloc((size_t)rows * co * sizeof *src), *want = malloc((size_t)n * sizeof *want);
+        harness_guarded g;
+        float *got = harness_guarded_alloc(&g, n, 1);
+        unsigned long long seed = 7 + c;
+        harness_fill(src, (long)rows * co, &seed, -1.0f, 1.0f);
+        pack(src, rows, co, want);
+        convgen_uk_pack(src, rows, co, got);
+        assert_memory_equal(got, want, (size_t)n * sizeof *got);
+        harness_guarded_free(&g);
+        free(src);
+        free(want);
+    }
+}
+
+int main(void)
+{
+    static const char *const isa_names[] = CONVGEN__UK_ISA_NAMES;
+    int avx2 = 0;
+#if defined(__x86_64__) && defined(__GNUC__)
+    avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#endif
+    size_t nsymbols = 0;
+    while (convgen__uk_symbols[nsymbols].name)
+        nsymbols++;
+    variant *variants = calloc(nsymbols * CONVGEN__UK_ISAS + 1, sizeof *variants);
+    struct CMUnitTest *tests = calloc(nsymbols * CONVGEN__UK_ISAS + 1, sizeof *tests);
+    size_t n = 0;
+    tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_pack);
+    for (size_t i = 0; i < nsymbols; i++) {
+        for (int isa = 0; isa < CONVGEN__UK_ISAS; isa++) {
+            if (!convgen__uk_symbols[i].variant[isa] || (isa == CONVGEN__UK_AVX2 && !avx2))
+                continue; /* not built for this machine, or the CPU cannot run it */
+            variant *v = &variants[n];
+            v->symbol = &convgen__uk_symbols[i];
+            v->isa = isa;
+            snprintf(v->name, sizeof v->name, "convgen_uk_%s_%s_%dx16", v->symbol->kind, isa_names[isa],
+                     v->symbol->mr);
+            tests[n].name = v->name;
+            tests[n].test_func = test_variant;
+            tests[n].initial_state = v;
+            n++;
+        }
+    }
+    int failed = _cmocka_run_group_tests("microkernels", tests, n, NULL, NULL);
+    free(tests);
+    free(variants);
+    return failed;
+}
