@@ -13,8 +13,11 @@ local function geometry_of(kind)
 end
 
 -- The calling convention: geometry structs, the ISA-neutral prototypes and
--- the pack function. ptrdiff: the C type of an index.
+-- the pack function. ptrdiff: the C type of an index. Memoized: every
+-- in-process compile of a hybrid driver includes it.
+local abi_text = {}
 function M.abi(ptrdiff)
+  if abi_text[ptrdiff] then return abi_text[ptrdiff] end
   local prototypes, seen = {}, {}
   for _, v in ipairs(registry.variants()) do
     if not seen[v.generic] then
@@ -22,7 +25,8 @@ function M.abi(ptrdiff)
       prototypes[#prototypes + 1] = { name = v.generic, geometry = geometry_of(v.kind) }
     end
   end
-  return template.render("templates/microkernel_abi.h.in", { ptrdiff = ptrdiff, prototypes = prototypes })
+  abi_text[ptrdiff] = template.render("templates/microkernel_abi.h.in", { ptrdiff = ptrdiff, prototypes = prototypes })
+  return abi_text[ptrdiff]
 end
 
 -- The runtime's precompiled set: every variant, the pack function, and
