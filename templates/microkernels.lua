@@ -8,9 +8,10 @@
 -- struct (templates/microkernel_abi.h.in). Code compiled by libtcc drives
 -- the loops and calls them; the runtime picks the ISA once per process.
 --
--- A variant is named by its parameters: convgen_uk_<kind>_<isa>_<mr>x16.
--- The driver calls the ISA-neutral name convgen_uk_<kind>_<mr>x16, which the
--- runtime binds to the best ISA the CPU has.
+-- A variant is named by its parameters: convgen_uk_<kind>_<isa>_<mr>x16,
+-- with _k<kh>x<kw> for a fixed kernel shape. The driver calls the
+-- ISA-neutral name (the same without <isa>), which the runtime binds to the
+-- best ISA the CPU has.
 local M = {}
 
 -- Instruction sets, as the operations the templates use. `lanes` floats per
@@ -63,6 +64,10 @@ M.kinds = {
   {
     name = "dw", template = "templates/microkernel_depthwise.c.in", geometry = "convgen_uk_dw",
     mr = { 1, 2, 3, 4 },
+    -- Kernel shapes with their own variants: every tap read, the tap loops
+    -- written out (no tap range arguments). A few taps per channel tile
+    -- leave the loop overhead too large a share otherwise.
+    fixed_taps = { { 3, 3 }, { 1, 3 }, { 5, 5 } },
     what = "depthwise convolution, depth_multiplier 1, kernel in Keras layout",
   },
 }
@@ -71,22 +76,44 @@ M.kinds = {
 -- Any other activation is applied by the caller to the stored strip.
 M.activations = { linear = 0, relu = 1, relu6 = 2 }
 
--- The ISA-neutral name a driver calls, and a variant's own name.
-function M.generic_name(kind, mr) return "convgen_uk_" .. kind .. "_" .. mr .. "x16" end
-function M.variant_name(kind, isa, mr) return "convgen_uk_" .. kind .. "_" .. isa .. "_" .. mr .. "x16" end
+-- The ISA-neutral name a driver calls, and a variant's own name; taps:
+-- {kh, kw} for a fixed-shape variant, or nil.
+local function suffix(mr, taps)
+  return "_" .. mr .. "x16" .. (taps and ("_k" .. taps[1] .. "x" .. taps[2]) or "")
+end
+function M.generic_name(kind, mr, taps) return "convgen_uk_" .. kind .. suffix(mr, taps) end
+function M.variant_name(kind, isa, mr, taps) return "convgen_uk_" .. kind .. "_" .. isa .. suffix(mr, taps) end
 
--- Every variant: { kind, isa, mr, name, generic }, kinds then ISAs then widths.
+-- Every variant: { kind, isa, mr, taps, name, generic }, kinds, then kernel
+-- shapes (run-time ranges first), then ISAs, then widths.
 function M.variants()
   local out = {}
   for _, kind in ipairs(M.kinds) do
-    for _, isa in ipairs(M.isas) do
-      for _, mr in ipairs(kind.mr) do
-        out[#out + 1] = { kind = kind, isa = isa, mr = mr, name = M.variant_name(kind.name, isa.name, mr),
-                          generic = M.generic_name(kind.name, mr) }
+    local shapes = { false }
+    for _, t in ipairs(kind.fixed_taps or {}) do shapes[#shapes + 1] = t end
+    for _, taps in ipairs(shapes) do
+      for _, isa in ipairs(M.isas) do
+        for _, mr in ipairs(kind.mr) do
+          out[#out + 1] = { kind = kind, isa = isa, mr = mr, taps = taps or nil,
+                            name = M.variant_name(kind.name, isa.name, mr, taps or nil),
+                            generic = M.generic_name(kind.name, mr, taps or nil) }
+        end
       end
     end
   end
   return out
+end
+
+-- The fixed kernel shape of a kind matching k_h x k_w, or nil.
+function M.fixed_taps(kind_name, k_h, k_w)
+  for _, kind in ipairs(M.kinds) do
+    if kind.name == kind_name then
+      for _, t in ipairs(kind.fixed_taps or {}) do
+        if t[1] == k_h and t[2] == k_w then return t end
+      end
+    end
+  end
+  return nil
 end
 
 -- The widest strip of a kind (the planner's register tile).

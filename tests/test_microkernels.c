@@ -25,6 +25,7 @@ typedef void (*conv_fn)(const struct convgen_uk_conv *, const float *, float *, 
                         int, int, int);
 typedef void (*dw_fn)(const struct convgen_uk_dw *, const float *, float *, const float *, const float *, int, int,
                       int, int);
+typedef void (*dw_fixed_fn)(const struct convgen_uk_dw *, const float *, float *, const float *, const float *);
 
 typedef struct {
     const struct convgen__uk_symbol *symbol;
@@ -121,9 +122,15 @@ static void check_strip(const variant *v, const strip_case *s, unsigned long lon
     if (dw) {
         struct convgen_uk_dw g = {s->co, s->k_w, (ptrdiff_t)s->stride * ci, out_stride, (ptrdiff_t)s->d_h * cols * ci,
                                   (ptrdiff_t)s->d_w * ci, s->act};
-        dw_fn fn;
-        memcpy(&fn, &v->symbol->variant[v->isa], sizeof fn);
-        fn(&g, x, out, w, s->bias ? bias : NULL, s->kh0, s->kh1, s->kw0, s->kw1);
+        if (v->symbol->k_h) { /* a fixed kernel shape: every tap */
+            dw_fixed_fn fn;
+            memcpy(&fn, &v->symbol->variant[v->isa], sizeof fn);
+            fn(&g, x, out, w, s->bias ? bias : NULL);
+        } else {
+            dw_fn fn;
+            memcpy(&fn, &v->symbol->variant[v->isa], sizeof fn);
+            fn(&g, x, out, w, s->bias ? bias : NULL, s->kh0, s->kh1, s->kw0, s->kw1);
+        }
     } else {
         struct convgen_uk_conv g = {ci, s->co, s->k_w, taps, (ptrdiff_t)s->stride * ci, out_stride,
                                     (ptrdiff_t)s->d_h * cols * ci, (ptrdiff_t)s->d_w * ci, s->act};
@@ -145,23 +152,29 @@ static void check_strip(const variant *v, const strip_case *s, unsigned long lon
     harness_guarded_free(&go);
 }
 
-/* The same edge cases for every variant. */
+/* The same edge cases for every variant (a fixed kernel shape: that shape,
+ * every tap). */
 static void test_variant(void **state)
 {
     const variant *v = *state;
     static const int channels[] = {1, 5, 8, 9, 15, 16, 17, 24, 31, 33, 40};
-    static const int kernels[][2] = {{1, 1}, {3, 3}, {2, 5}, {1, 4}};
+    int kernels[][2] = {{1, 1}, {3, 3}, {2, 5}, {1, 4}};
+    const int fixed = v->symbol->k_h > 0, nkernels = fixed ? 1 : 4;
+    if (fixed)
+        kernels[0][0] = v->symbol->k_h, kernels[0][1] = v->symbol->k_w;
     unsigned long long seed = 0x9e3779b97f4a7c15ull;
     int n = 0;
     for (size_t c = 0; c < sizeof channels / sizeof channels[0]; c++) {
-        for (size_t k = 0; k < sizeof kernels / sizeof kernels[0]; k++) {
+        for (int k = 0; k < nkernels; k++) {
             for (int variant_no = 0; variant_no < 4; variant_no++, n++) {
                 strip_case s = {.mr = v->symbol->mr, .ci = 1 + (n * 7) % 19, .co = channels[c],
                                 .k_h = kernels[k][0], .k_w = kernels[k][1], .d_h = 1 + (variant_no == 3),
                                 .d_w = 1 + (variant_no == 2), .stride = 1 + (n % 3 == 1), .act = n % 3,
                                 .bias = n % 4 != 1, .out_gap = (n % 5 == 0) ? 3 : 0};
                 s.kh0 = 0, s.kh1 = s.k_h, s.kw0 = 0, s.kw1 = s.k_w;
-                if (variant_no == 1) { /* clipped as at a border: top-left, then bottom-right */
+                if (fixed) {
+                    /* every tap: variant_no varies dilations, strides, activations */
+                } else if (variant_no == 1) { /* clipped as at a border: top-left, then bottom-right */
                     s.kh0 = s.k_h > 1, s.kw0 = s.k_w > 1 ? 1 : 0;
                     s.kh1 = s.k_h, s.kw1 = s.k_w;
                 } else if (variant_no == 2 && s.k_w > 2) {
@@ -220,6 +233,9 @@ int main(void)
             v->isa = isa;
             snprintf(v->name, sizeof v->name, "convgen_uk_%s_%s_%dx16", v->symbol->kind, isa_names[isa],
                      v->symbol->mr);
+            if (v->symbol->k_h)
+                snprintf(v->name + strlen(v->name), sizeof v->name - strlen(v->name), "_k%dx%d", v->symbol->k_h,
+                         v->symbol->k_w);
             tests[n].name = v->name;
             tests[n].test_func = test_variant;
             tests[n].initial_state = v;

@@ -231,9 +231,10 @@ local function strip_functions(ir, p, ctx, entry, act)
     out[#out + 1] = hybrid_geometry(ir, p, ctx)
     local kind = simd.kind == "depthwise" and "dw" or "conv"
     local function hybrid_strip(mr, checked)
+      local fixed = not checked and kind == "dw" and simd.fixed_taps or nil
       return template.render("templates/strip_hybrid.c.in", {
-        times = times, name = ctx.name, mr = mr, kind = kind, checked = checked,
-        microkernel = registry.generic_name(kind, mr), geometry = ctx.name .. "__" .. kind,
+        times = times, name = ctx.name, mr = mr, kind = kind, checked = checked, fixed = fixed or false,
+        microkernel = registry.generic_name(kind, mr, fixed), geometry = ctx.name .. "__" .. kind,
         kernel = simd.packed and simd.packed.name or simd.kernel, use_bias = ir.use_bias, params = params,
         k_h = #simd.taps == 1 and 1 or ir.k_h, k_w = #simd.taps == 1 and 1 or ir.k_w, d_h = ir.d_h, d_w = ir.d_w,
         in_stride_h = p.in_stride.h, pixel_in_stride = p.in_stride.w, out_pixel_stride = simd.out_pixel_stride,
@@ -393,7 +394,9 @@ function M.emit(ir, p, tensors, info)
       local list, offset = {}, 0
       while offset < width do
         local w = math.min(widest, width - offset)
-        list[#list + 1] = { offset = offset, width = w, microkernel = registry.generic_name("dw", w) }
+        list[#list + 1] = { offset = offset, width = w,
+                            microkernel = registry.generic_name("dw", w, p.simd.fixed_taps or nil),
+                            ranges = p.simd.fixed_taps and "" or format(", 0, %d, 0, %d", ir.k_h, ir.k_w) }
         offset = offset + w
       end
       chunks[width] = list

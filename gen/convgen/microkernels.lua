@@ -22,7 +22,7 @@ function M.abi(ptrdiff)
   for _, v in ipairs(registry.variants()) do
     if not seen[v.generic] then
       seen[v.generic] = true
-      prototypes[#prototypes + 1] = { name = v.generic, geometry = geometry_of(v.kind) }
+      prototypes[#prototypes + 1] = { name = v.generic, geometry = geometry_of(v.kind), fixed = v.taps ~= nil }
     end
   end
   abi_text[ptrdiff] = template.render("templates/microkernel_abi.h.in", { ptrdiff = ptrdiff, prototypes = prototypes })
@@ -44,7 +44,8 @@ function M.runtime_source()
   for _, v in ipairs(registry.variants()) do
     local x86 = v.isa.name == "avx2"
     if x86 then out[#out + 1] = "#ifdef CONVGEN_UK_X86\n" end
-    out[#out + 1] = template.render(v.kind.template, { name = v.name, mr = v.mr, isa = v.isa, ptrdiff = "ptrdiff_t" })
+    out[#out + 1] = template.render(v.kind.template, { name = v.name, mr = v.mr, isa = v.isa, ptrdiff = "ptrdiff_t",
+                                                      taps = v.taps or false })
     if x86 then out[#out + 1] = "#endif\n" end
     out[#out + 1] = "\n"
   end
@@ -72,7 +73,8 @@ void convgen_uk_pack(const float *src, ptrdiff_t rows, ptrdiff_t columns, float 
     if not rows[v.generic] then
       rows[v.generic] = {}
       order[#order + 1] = v.generic
-      about[v.generic] = "\"" .. v.kind.name .. "\", " .. v.mr
+      about[v.generic] = "\"" .. v.kind.name .. "\", " .. v.mr .. ", "
+        .. (v.taps and (v.taps[1] .. ", " .. v.taps[2]) or "0, 0")
     end
     rows[v.generic][isa_index[v.isa.name]] = v.name
   end
@@ -92,7 +94,7 @@ void convgen_uk_pack(const float *src, ptrdiff_t rows, ptrdiff_t columns, float 
   out[#out + 1] = "#ifdef CONVGEN_UK_X86\n#define CONVGEN_UK_AVX2(f) (convgen__uk_fn) f\n#else\n"
     .. "#define CONVGEN_UK_AVX2(f) NULL\n#endif\n\n"
   out[#out + 1] = "const struct convgen__uk_symbol convgen__uk_symbols[] = {\n" .. concat(lines, "\n")
-    .. "\n    {NULL, NULL, 0, {NULL}},\n};\n"
+    .. "\n    {NULL, NULL, 0, 0, 0, {NULL}},\n};\n"
   return concat(out)
 end
 
@@ -106,7 +108,7 @@ function M.runtime_header()
   }
   for _, v in ipairs(registry.variants()) do
     out[#out + 1] = "void " .. v.name .. "(const struct " .. geometry_of(v.kind) .. " *g, const float *x, float *y, "
-      .. "const float *w, const float *bias,\n    int kh0, int kh1, int kw0, int kw1);\n"
+      .. "const float *w, const float *bias" .. (v.taps and ");\n" or ",\n    int kh0, int kh1, int kw0, int kw1);\n")
   end
   local isas, names = {}, {}
   for i, isa in ipairs(registry.isas) do
@@ -120,12 +122,13 @@ function M.runtime_header()
 typedef void (*convgen__uk_fn)(void);
 
 /* An ISA-neutral name, what it computes (kind "conv" or "dw", strip width
- * mr) and its variant for each ISA (NULL: not built here). The table ends
- * with a NULL name. */
+ * mr, and k_h x k_w for a fixed kernel shape: no tap range arguments; 0 x 0
+ * otherwise) and its variant for each ISA (NULL: not built here). The table
+ * ends with a NULL name. */
 struct convgen__uk_symbol {
     const char *name;
     const char *kind;
-    int mr;
+    int mr, k_h, k_w;
     convgen__uk_fn variant[CONVGEN__UK_ISAS];
 };
 extern const struct convgen__uk_symbol convgen__uk_symbols[];

@@ -196,6 +196,8 @@ function M.plan(ir, options)
       -- A separable strip's depthwise step through the depthwise microkernel
       -- (one multiplier); otherwise pixel by pixel in the driver.
       simd.mid_microkernel = separable and ir.depth_multiplier == 1
+      -- a depthwise microkernel made for this kernel shape (interior strips)
+      simd.fixed_taps = (depthwise or simd.mid_microkernel) and microkernels.fixed_taps("dw", ir.k_h, ir.k_w) or false
     end
     if depthwise then
       simd.taps, simd.pixel_stride, simd.kernel = p.taps, ir.s_w * p.in_stride.w, "kernel"
