@@ -1744,6 +1744,8 @@ static const error_row ERROR_ROWS[] = {
      {"generate", "l.json", "-w", "w", "--unroll", "full", "--input-shape", "1,64,64,3", "-o", "out/l.c"}, 1},
     {"unknown target", "l.json", BASE_SPEC, W_NONE,
      {"generate", "l.json", "--weights-at-runtime", "--target", "neon", "-o", "out/l.c"}, 1},
+    {"hybrid target outside the JIT", "l.json", BASE_SPEC, W_NONE,
+     {"generate", "l.json", "--weights-at-runtime", "--target", "hybrid", "-o", "out/l.c"}, 1},
     {"run: wrong input shape", "l.json", BASE_SPEC, W_GOOD,
      {"run", "l.json", "-w", "w", "-i", "in.npy", "-o", "out/out.npy"}, 1},
     {"cannot write", "l.json", BASE_SPEC, W_NONE,

@@ -126,6 +126,19 @@ local function pixel_bodies(ir, p, act, ctx_name)
       return indent(text, "    ")
     end
     local separable = ir.op == "separable"
+    if separable and checked and p.simd and p.simd.mid_microkernel then
+      -- a hybrid driver's border pixel: the depthwise microkernel, taps clipped
+      return concat({
+        format("    float mid[%d]; /* this pixel's depthwise results */\n", p.mid_size),
+        "    /* the input at the first tap read (no tap is read when a range is empty) */\n",
+        format("    const float *x = kh0 < kh1 && kw0 < kw1\n        ? in + %s + %s : in;\n",
+          times("ih0 + " .. times("kh0", ir.d_h), p.in_stride.h), times("iw0 + " .. times("kw0", ir.d_w), p.in_stride.w)),
+        format("    %s(&%s__mid, x, mid, depthwise_kernel, 0, kh0, kh1, kw0, kw1);\n",
+          registry.generic_name("dw", 1), ctx_name),
+        format("    %s__strip1(mid, y, 0, %d, 1, %s%s);\n", ctx_name, p.simd.full16, p.simd.packed.name,
+          ir.use_bias and ", bias" or ""),
+      })
+    end
     local dw = template.render("templates/stage_depthwise.c.in", with {
       checked = checked, tiles = p.c_tiles, m_tiles = p.m_tiles, c = ir.in_c, dm = ir.depth_multiplier,
       use_bias = not separable and ir.use_bias,
