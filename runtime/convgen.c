@@ -3,6 +3,7 @@
 #include "convgen.h"
 
 #include "backend.h"
+#include "jit.h"
 #include "host.h"
 
 #include <lauxlib.h>
@@ -465,16 +466,18 @@ int convgen_kernel_output_shape(const convgen_kernel *k, long *dims, int max_dim
 /* The spec text and every option that changes the code, length-prefixed. */
 static char *spec_key(const convgen_spec *spec, const char *target, size_t *len)
 {
-    const char *parts[4] = {spec->text, spec->label ? spec->label : "", spec->input_shape ? spec->input_shape : "",
-                            target};
+    /* a hybrid driver is bound to the microkernels of the ISA chosen as it compiles */
+    const char *isa = spec->backend == CONVGEN_BACKEND_TCC ? convgen__jit_isa() : "";
+    const char *parts[5] = {spec->text, spec->label ? spec->label : "", spec->input_shape ? spec->input_shape : "",
+                            target, isa};
     size_t total = 32;
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < 5; i++)
         total += strlen(parts[i]) + 24;
     char *key = malloc(total);
     if (!key)
         return NULL;
     size_t n = (size_t)snprintf(key, total, "v%d b%d", spec->keras_version ? spec->keras_version : 3, (int)spec->backend);
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < 5; i++) {
         size_t l = strlen(parts[i]);
         n += (size_t)snprintf(key + n, total - n, "|%zu:", l);
         memcpy(key + n, parts[i], l);

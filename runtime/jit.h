@@ -21,7 +21,7 @@ void convgen__jit_free(convgen__jit *jit);
 /* Name of the i-th host symbol registered for generated code, NULL past the end. */
 const char *convgen__jit_symbol_name(int i);
 
-/* The ISA of the microkernels hybrid drivers call in this process ("avx2",
+/* The ISA of the microkernels a hybrid driver compiled now calls ("avx2",
  * "scalar"): the best the CPU runs, or $CONVGEN_ISA when it names another. */
 const char *convgen__jit_isa(void);
 

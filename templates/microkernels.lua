@@ -6,7 +6,7 @@
 -- output channel, in channel tiles of 16, then one of 8, then one partial
 -- tile; shapes, strides and the taps to visit come at run time in a geometry
 -- struct (templates/microkernel_abi.h.in). Code compiled by libtcc drives
--- the loops and calls them; the runtime picks the ISA once per process.
+-- the loops and calls them; the runtime picks the ISA as it compiles one.
 --
 -- A variant is named by its parameters: convgen_uk_<kind>_<isa>_<mr>x16,
 -- with _k<kh>x<kw> for a fixed kernel shape. The driver calls the

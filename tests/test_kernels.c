@@ -335,6 +335,31 @@ static void build_matrix(void)
         h->target = "hybrid";
         h->baked = i == 1;
     }
+    /* The fixed-shape depthwise variants inside drivers (5x5; a separable
+     * step with dilation; 1D k = 3), relu in the conv microkernel, and
+     * layers the microkernels leave to the scalar code (channels_first). */
+    ref_layer extra[] = {
+        {.kind = REF_DEPTHWISE, .rank = 2, .in_h = 9, .in_w = 11, .in_c = 20, .k_h = 5, .k_w = 5, .s_h = 1, .s_w = 1,
+         .d_h = 1, .d_w = 1, .padding = "same", .groups = 1, .depth_multiplier = 1, .use_bias = 1,
+         .activation = "relu6", .keras_version = 3},
+        {.kind = REF_SEPARABLE, .rank = 2, .in_h = 8, .in_w = 13, .in_c = 12, .k_h = 3, .k_w = 3, .s_h = 1,
+         .s_w = 1, .d_h = 2, .d_w = 2, .padding = "same", .filters = 19, .groups = 1, .depth_multiplier = 1,
+         .use_bias = 1, .activation = "relu", .keras_version = 3},
+        {.kind = REF_SEPARABLE, .rank = 1, .in_h = 1, .in_w = 23, .in_c = 9, .k_h = 1, .k_w = 3, .s_h = 1,
+         .s_w = 1, .d_h = 1, .d_w = 4, .padding = "causal", .filters = 17, .groups = 1, .depth_multiplier = 1,
+         .use_bias = 0, .activation = "linear", .keras_version = 3},
+        {.kind = REF_CONV, .rank = 2, .in_h = 7, .in_w = 10, .in_c = 6, .k_h = 3, .k_w = 3, .s_h = 2, .s_w = 2,
+         .d_h = 1, .d_w = 1, .padding = "same", .filters = 21, .groups = 1, .depth_multiplier = 1, .use_bias = 1,
+         .activation = "relu", .keras_version = 3},
+        {.kind = REF_CONV, .rank = 2, .channels_first = 1, .in_h = 6, .in_w = 7, .in_c = 5, .k_h = 3, .k_w = 3,
+         .s_h = 1, .s_w = 1, .d_h = 1, .d_w = 1, .padding = "same", .filters = 9, .groups = 1,
+         .depth_multiplier = 1, .use_bias = 1, .activation = "relu", .keras_version = 3},
+    };
+    for (int i = 0; i < (int)(sizeof extra / sizeof extra[0]); i++) {
+        kernel_case *h = add_case("hybrid_shapes", extra[i], 1 + i % 2);
+        h->target = "hybrid";
+        h->baked = i == 2;
+    }
     /* tf.keras's hard_sigmoid. */
     ref_layer k2 = {REF_CONV, 2, 0, 5, 5, 3, 3, 3, 1, 1, 1, 1, "same", 4, 1, 1, 1, "hard_sigmoid", 2};
     add_case("keras2", k2, 1);

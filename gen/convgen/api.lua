@@ -186,6 +186,10 @@ M.parse_spec = parse_spec
 -- diag, name } for a model; throws a diag failure on bad input.
 function M.generate(opts)
   local desc, parsed_diag = parse_spec(opts)
+  if opts.target == "hybrid" and not opts.standalone then
+    parsed_diag:fail("the hybrid target calls microkernels that only the run-time library and convgen run link; "
+      .. "generate scalar, avx2 or native", "--target")
+  end
   if model_mod.is_model(desc) then return generate_model(desc, parsed_diag, opts) end
   local ir, diag = M.load_spec(opts, desc, parsed_diag)
   local tensors = M.load_weights(ir, opts, diag)
@@ -194,10 +198,6 @@ function M.generate(opts)
   end
   local target = opts.target
   if target == "native" then target = native.cpu_target() end
-  if target == "hybrid" and not opts.standalone then
-    diag:fail("the hybrid target calls microkernels that only the run-time library and convgen run link; "
-      .. "generate scalar, avx2 or native", "--target")
-  end
   local plan, err, field = planner.plan(ir, { target = target, unroll = opts.unroll })
   if not plan then diag:fail(err, field) end
   local stem = opts.c_file and opts.c_file:match("([^/]*)%.c$")
