@@ -37,6 +37,15 @@ M.isas = {
     mask = function(n) return "_mm256_loadu_si256((const __m256i *)(convgen_uk__lanes + 8 - " .. n .. "))" end,
     maskload = function(p, m) return "_mm256_maskload_ps(" .. p .. ", " .. m .. ")" end,
     maskstore = function(p, m, v) return "_mm256_maskstore_ps(" .. p .. ", " .. m .. ", " .. v .. ")" end,
+    -- Spreading loaded values over lanes (the dwm kind): lane l of
+    -- permute(v, ix) is lane ix[l] of v; lane_index(r, inv) is the vector of
+    -- floor((r + l) / dm) for lanes l, inv being 1 / dm in every lane.
+    index_type = "__m256i",
+    permute = function(v, ix) return "_mm256_permutevar8x32_ps(" .. v .. ", " .. ix .. ")" end,
+    lane_index = function(r, inv)
+      return "_mm256_cvttps_epi32(_mm256_mul_ps(_mm256_add_ps(_mm256_set1_ps(" .. r .. "), "
+        .. "_mm256_setr_ps(0.5f, 1.5f, 2.5f, 3.5f, 4.5f, 5.5f, 6.5f, 7.5f)), " .. inv .. "))"
+    end,
   },
   {
     name = "scalar", title = "portable C", lanes = 1, vec = "float", masked = false,
@@ -54,6 +63,7 @@ M.isas = {
 }
 
 -- What each kind computes, its template, and the strip widths precompiled.
+-- An ISA without a permute (the scalar one) reads a dwm input lane by lane.
 M.kinds = {
   {
     name = "conv", template = "templates/microkernel_conv.c.in", geometry = "convgen_uk_conv",
@@ -69,6 +79,12 @@ M.kinds = {
     -- leave the loop overhead too large a share otherwise.
     fixed_taps = { { 3, 3 }, { 1, 3 }, { 5, 5 } },
     what = "depthwise convolution, depth_multiplier 1, kernel in Keras layout",
+  },
+  {
+    name = "dwm", template = "templates/microkernel_depthwise.c.in", geometry = "convgen_uk_dw",
+    mr = { 1, 2, 3, 4 },
+    fixed_taps = { { 3, 3 } },
+    what = "depthwise convolution with any depth_multiplier (geometry field dm), kernel in Keras layout",
   },
 }
 

@@ -28,7 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_CASES 640
+#define MAX_CASES 768
 #define GUARD 16
 
 typedef struct {
@@ -334,6 +334,34 @@ static void build_matrix(void)
         kernel_case *h = add_case("hybrid_narrow_depthwise", dw, 1 + i % 2);
         h->target = "hybrid";
         h->baked = i == 1;
+    }
+    /* Depthwise layers with a depth multiplier: the dwm microkernels (the
+     * avx2 target leaves them to the scalar code). Every such scalar case,
+     * then the 3x3 fixed shape, multipliers that straddle a vector's lanes,
+     * stride 2, dilation, and 1D. */
+    for (int i = 0; i < scalar_cases; i++) {
+        const kernel_case *c = &cases[i];
+        if (c->layer.kind != REF_DEPTHWISE || c->layer.depth_multiplier == 1 || c->layer.channels_first ||
+            strcmp(c->unroll, "default") != 0)
+            continue;
+        kernel_case *h = add_case("hybrid", c->layer, c->batch);
+        h->target = "hybrid";
+        h->baked = c->baked;
+        snprintf(h->name, sizeof h->name, "hybrid_%.100s", c->name);
+    }
+    static const int multiplied[][6] = {
+        /* in_c, dm, k, stride, dilation, rank */
+        {16, 2, 3, 1, 1, 2}, {5, 3, 3, 1, 1, 2}, {7, 5, 5, 2, 1, 2}, {3, 8, 3, 1, 2, 1}, {9, 9, 2, 1, 1, 2}};
+    for (int i = 0; i < 5; i++) {
+        const int *m = multiplied[i];
+        ref_layer dw = {.kind = REF_DEPTHWISE, .rank = m[5], .in_h = m[5] == 1 ? 1 : 8, .in_w = 11 + i,
+                        .in_c = m[0], .k_h = m[5] == 1 ? 1 : m[2], .k_w = m[2], .s_h = m[5] == 1 ? 1 : m[3],
+                        .s_w = m[3], .d_h = m[5] == 1 ? 1 : m[4], .d_w = m[4], .padding = i == 4 ? "valid" : "same",
+                        .filters = 0, .groups = 1, .depth_multiplier = m[1], .use_bias = i != 1,
+                        .activation = ACTIVATIONS[(i * 3) % NACT], .keras_version = 3};
+        kernel_case *h = add_case("hybrid_multiplier", dw, 1 + i % 2);
+        h->target = "hybrid";
+        h->baked = i % 2;
     }
     /* The fixed-shape depthwise variants inside drivers (5x5; a separable
      * step with dilation; 1D k = 3), relu in the conv microkernel, and

@@ -46,9 +46,10 @@ static float activate(float v, int act)
 
 /* One strip's shape: mr pixels, each reading taps [kh0, kh1) x [kw0, kw1) of
  * a k_h x k_w kernel with dilation (d_h, d_w), pixels `stride` columns apart,
- * from an input of rows x cols pixels of `ci` channels. */
+ * from an input of rows x cols pixels of `ci` channels (depthwise: co / dm,
+ * output channel o reading input channel o / dm). */
 typedef struct {
-    int mr, ci, co, k_h, k_w, d_h, d_w, stride, kh0, kh1, kw0, kw1, act, bias, out_gap;
+    int mr, ci, co, dm, k_h, k_w, d_h, d_w, stride, kh0, kh1, kw0, kw1, act, bias, out_gap;
 } strip_case;
 
 static int input_rows(const strip_case *s) { return (s->k_h - 1) * s->d_h + 1; }
@@ -73,8 +74,8 @@ static long packed_size(int rows, int co) { return (long)rows * ((co + 7) / 8 * 
 /* Runs one conv or depthwise strip and compares every output float. */
 static void check_strip(const variant *v, const strip_case *s, unsigned long long seed)
 {
-    const int dw = strcmp(v->symbol->kind, "dw") == 0;
-    const int ci = dw ? s->co : s->ci, rows = input_rows(s), cols = input_cols(s);
+    const int dw = strncmp(v->symbol->kind, "dw", 2) == 0; /* dw or dwm */
+    const int ci = dw ? s->co / s->dm : s->ci, rows = input_rows(s), cols = input_cols(s);
     const long in_n = (long)rows * cols * ci, taps = (long)s->k_h * s->k_w;
     const long w_n = dw ? taps * s->co : taps * ci * s->co;
     const long out_stride = s->co + s->out_gap, out_n = (long)(s->mr - 1) * out_stride + s->co;
@@ -106,7 +107,7 @@ static void check_strip(const variant *v, const strip_case *s, unsigned long lon
                     const float *x = in + ((long)kh * s->d_h * cols + (long)p * s->stride + (long)kw * s->d_w) * ci;
                     long tap = (long)kh * s->k_w + kw;
                     if (dw)
-                        acc += (double)x[o] * plain[tap * s->co + o];
+                        acc += (double)x[o / s->dm] * plain[tap * s->co + o];
                     else
                         for (int i = 0; i < ci; i++)
                             acc += (double)x[i] * plain[(tap * ci + i) * s->co + o];
@@ -120,7 +121,7 @@ static void check_strip(const variant *v, const strip_case *s, unsigned long lon
     if (s->kh0 >= s->kh1 || s->kw0 >= s->kw1)
         x = in; /* no tap is read */
     if (dw) {
-        struct convgen_uk_dw g = {s->co, s->k_w, (ptrdiff_t)s->stride * ci, out_stride, (ptrdiff_t)s->d_h * cols * ci,
+        struct convgen_uk_dw g = {ci, s->dm, s->k_w, (ptrdiff_t)s->stride * ci, out_stride, (ptrdiff_t)s->d_h * cols * ci,
                                   (ptrdiff_t)s->d_w * ci, s->act};
         if (v->symbol->k_h) { /* a fixed kernel shape: every tap */
             dw_fixed_fn fn;
@@ -140,9 +141,9 @@ static void check_strip(const variant *v, const strip_case *s, unsigned long lon
     }
     long bad = harness_mismatch(out, want, out_n, 1e-5, 1e-5);
     if (bad >= 0)
-        fail_msg("%s: mr %d ci %d co %d kernel %dx%d dilation %dx%d stride %d taps [%d,%d)x[%d,%d) act %d bias %d "
+        fail_msg("%s: mr %d ci %d co %d dm %d kernel %dx%d dilation %dx%d stride %d taps [%d,%d)x[%d,%d) act %d bias %d "
                  "gap %d: output[%ld] = %.9g, want %.9g",
-                 v->name, s->mr, ci, s->co, s->k_h, s->k_w, s->d_h, s->d_w, s->stride, s->kh0, s->kh1, s->kw0,
+                 v->name, s->mr, ci, s->co, s->dm, s->k_h, s->k_w, s->d_h, s->d_w, s->stride, s->kh0, s->kh1, s->kw0,
                  s->kw1, s->act, s->bias, s->out_gap, bad, (double)out[bad], (double)want[bad]);
     free(plain);
     free(want);
@@ -153,13 +154,15 @@ static void check_strip(const variant *v, const strip_case *s, unsigned long lon
 }
 
 /* The same edge cases for every variant (a fixed kernel shape: that shape,
- * every tap). */
+ * every tap; dwm: depth multipliers that divide a vector, and ones that do
+ * not, so a vector's lanes straddle input channels). */
 static void test_variant(void **state)
 {
     const variant *v = *state;
     static const int channels[] = {1, 5, 8, 9, 15, 16, 17, 24, 31, 33, 40};
     int kernels[][2] = {{1, 1}, {3, 3}, {2, 5}, {1, 4}};
-    const int fixed = v->symbol->k_h > 0, nkernels = fixed ? 1 : 4;
+    static const int multipliers[] = {2, 3, 1, 8, 5, 4, 9, 16};
+    const int fixed = v->symbol->k_h > 0, nkernels = fixed ? 1 : 4, dwm = strcmp(v->symbol->kind, "dwm") == 0;
     if (fixed)
         kernels[0][0] = v->symbol->k_h, kernels[0][1] = v->symbol->k_w;
     unsigned long long seed = 0x9e3779b97f4a7c15ull;
@@ -167,7 +170,8 @@ static void test_variant(void **state)
     for (size_t c = 0; c < sizeof channels / sizeof channels[0]; c++) {
         for (int k = 0; k < nkernels; k++) {
             for (int variant_no = 0; variant_no < 4; variant_no++, n++) {
-                strip_case s = {.mr = v->symbol->mr, .ci = 1 + (n * 7) % 19, .co = channels[c],
+                const int dm = dwm ? multipliers[n % 8] : 1;
+                strip_case s = {.mr = v->symbol->mr, .ci = 1 + (n * 7) % 19, .co = channels[c] * dm, .dm = dm,
                                 .k_h = kernels[k][0], .k_w = kernels[k][1], .d_h = 1 + (variant_no == 3),
                                 .d_w = 1 + (variant_no == 2), .stride = 1 + (n % 3 == 1), .act = n % 3,
                                 .bias = n % 4 != 1, .out_gap = (n % 5 == 0) ? 3 : 0};

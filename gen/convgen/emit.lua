@@ -134,7 +134,7 @@ local function pixel_bodies(ir, p, act, ctx_name)
         format("    const float *x = kh0 < kh1 && kw0 < kw1\n        ? in + %s + %s : in;\n",
           times("ih0 + " .. times("kh0", ir.d_h), p.in_stride.h), times("iw0 + " .. times("kw0", ir.d_w), p.in_stride.w)),
         format("    %s(&%s__mid, x, mid, depthwise_kernel, 0, kh0, kh1, kw0, kw1);\n",
-          registry.generic_name("dw", 1), ctx_name),
+          registry.generic_name(p.simd.dw_kind, 1), ctx_name),
         format("    %s__strip1(mid, y, 0, %d, 1, %s%s);\n", ctx_name, p.simd.full16, p.simd.packed.name,
           ir.use_bias and ", bias" or ""),
       })
@@ -195,14 +195,16 @@ hybrid_geometry = function(ir, p, ctx)
   end
   local act = tostring(simd.uk_act or 0)
   if simd.kind == "depthwise" then
-    add("convgen_uk_dw", "dw", { ir.in_c, ir.k_w, simd.pixel_stride, simd.out_pixel_stride, taps_h, taps_w, act })
+    add("convgen_uk_dw", "dw", { ir.in_c, ir.depth_multiplier, ir.k_w, simd.pixel_stride, simd.out_pixel_stride,
+      taps_h, taps_w, act })
   elseif simd.kind == "dense" then
     add("convgen_uk_conv", "conv", { simd.ci, ir.out_c, ir.k_w, #simd.taps, simd.pixel_stride, simd.out_pixel_stride,
       taps_h, taps_w, act })
   else
     add("convgen_uk_conv", "conv", { simd.ci, ir.out_c, 1, 1, simd.pixel_stride, simd.out_pixel_stride, 0, 0, act })
     if simd.mid_microkernel then
-      add("convgen_uk_dw", "mid", { ir.in_c, ir.k_w, ir.s_w * p.in_stride.w, p.mid_size, taps_h, taps_w, "0" })
+      add("convgen_uk_dw", "mid", { ir.in_c, ir.depth_multiplier, ir.k_w, ir.s_w * p.in_stride.w, p.mid_size,
+        taps_h, taps_w, "0" })
     end
   end
   return concat(lines, "\n") .. "\n"
@@ -242,12 +244,13 @@ local function strip_functions(ir, p, ctx, entry, act)
   end
   if p.target == "hybrid" then
     out[#out + 1] = hybrid_geometry(ir, p, ctx)
-    local kind = simd.kind == "depthwise" and "dw" or "conv"
+    local depthwise = simd.kind == "depthwise"
+    local kind = depthwise and simd.dw_kind or "conv"
     local function hybrid_strip(mr, checked)
-      local fixed = not checked and kind == "dw" and simd.fixed_taps or nil
+      local fixed = not checked and depthwise and simd.fixed_taps or nil
       return template.render("templates/strip_hybrid.c.in", {
-        times = times, name = ctx.name, mr = mr, kind = kind, checked = checked, fixed = fixed or false,
-        microkernel = registry.generic_name(kind, mr, fixed), geometry = ctx.name .. "__" .. kind,
+        times = times, name = ctx.name, mr = mr, depthwise = depthwise, checked = checked, fixed = fixed or false,
+        microkernel = registry.generic_name(kind, mr, fixed), geometry = ctx.name .. (depthwise and "__dw" or "__conv"),
         kernel = simd.packed and simd.packed.name or simd.kernel, use_bias = ir.use_bias, params = params,
         k_h = #simd.taps == 1 and 1 or ir.k_h, k_w = #simd.taps == 1 and 1 or ir.k_w, d_h = ir.d_h, d_w = ir.d_w,
         in_stride_h = p.in_stride.h, pixel_in_stride = p.in_stride.w, out_pixel_stride = simd.out_pixel_stride,
@@ -402,13 +405,13 @@ function M.emit(ir, p, tensors, info)
   ctx.microkernel_abi = p.target == "hybrid" and p.simd and microkernels.abi(ctx.ptrdiff):gsub("\n$", "") or false
   if p.simd and p.simd.mid_microkernel then
     -- a separable strip's depthwise step, in calls of at most the widest depthwise microkernel
-    local widest, chunks = registry.widest("dw"), {}
+    local widest, chunks = registry.widest(p.simd.dw_kind), {}
     for _, width in ipairs({ p.simd.mr, p.simd.rest }) do
       local list, offset = {}, 0
       while offset < width do
         local w = math.min(widest, width - offset)
         list[#list + 1] = { offset = offset, width = w,
-                            microkernel = registry.generic_name("dw", w, p.simd.fixed_taps or nil),
+                            microkernel = registry.generic_name(p.simd.dw_kind, w, p.simd.fixed_taps or nil),
                             ranges = p.simd.fixed_taps and "" or format(", 0, %d, 0, %d", ir.k_h, ir.k_w) }
         offset = offset + w
       end

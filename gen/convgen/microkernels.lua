@@ -44,8 +44,8 @@ function M.runtime_source()
   for _, v in ipairs(registry.variants()) do
     local x86 = v.isa.name == "avx2"
     if x86 then out[#out + 1] = "#ifdef CONVGEN_UK_X86\n" end
-    out[#out + 1] = template.render(v.kind.template, { name = v.name, mr = v.mr, isa = v.isa, ptrdiff = "ptrdiff_t",
-                                                      taps = v.taps or false })
+    out[#out + 1] = template.render(v.kind.template, { name = v.name, mr = v.mr, isa = v.isa, kind = v.kind,
+                                                      ptrdiff = "ptrdiff_t", taps = v.taps or false })
     if x86 then out[#out + 1] = "#endif\n" end
     out[#out + 1] = "\n"
   end
@@ -121,7 +121,7 @@ function M.runtime_header()
   out[#out + 1] = [[
 typedef void (*convgen__uk_fn)(void);
 
-/* An ISA-neutral name, what it computes (kind "conv" or "dw", strip width
+/* An ISA-neutral name, what it computes (kind "conv", "dw" or "dwm", strip width
  * mr, and k_h x k_w for a fixed kernel shape: no tap range arguments; 0 x 0
  * otherwise) and its variant for each ISA (NULL: not built here). The table
  * ends with a NULL name. */

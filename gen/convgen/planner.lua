@@ -20,6 +20,9 @@ M.TARGETS = { scalar = true, avx2 = true, hybrid = true }
 local AVX2_MR = 6
 -- Depthwise: MR pixels x 16 channels, each input vector loaded for one FMA.
 local AVX2_DEPTHWISE_MR = 4
+-- The largest depth multiplier the dwm microkernels take (lane indices are
+-- computed in float: exact up to here).
+M.MAX_UK_DM = 65536
 
 -- Channel tiles for 8-lane vectors: 16-channel tiles, then one of 8, then
 -- a masked one for the rest.
@@ -176,15 +179,19 @@ function M.plan(ir, options)
   local separable = ir.op == "separable"
   -- Depthwise with one multiplier: vectors over channels, MR x 16 tiles.
   -- (Below 8 channels the masked tile loses to the scalar code, measured.)
-  -- (A hybrid driver's alternative is scalar code built by libtcc: slower still.)
+  -- (A hybrid driver's alternative is scalar code built by libtcc: slower
+  -- still, so it takes any channel count and, through the dwm microkernel,
+  -- any depth multiplier.)
   local hybrid = target == "hybrid"
-  local depthwise = ir.op == "depthwise" and ir.depth_multiplier == 1 and (ir.in_c >= 8 or hybrid)
+  local dm = ir.depth_multiplier
+  local depthwise = ir.op == "depthwise"
+    and (dm == 1 and ir.in_c >= 8 or hybrid and dm <= M.MAX_UK_DM)
   if (target == "avx2" or hybrid) and (dense or separable or depthwise) and not ir.channels_first
      and p.unroll_taps and p.h_hi > p.h_lo and p.w_hi > p.w_lo then
     local width = p.w_hi - p.w_lo
     local blocks = channel_blocks(ir.out_c)
     local widest = depthwise and AVX2_DEPTHWISE_MR or AVX2_MR
-    if hybrid then widest = microkernels.widest(depthwise and "dw" or "conv") end
+    if hybrid then widest = microkernels.widest(depthwise and (dm == 1 and "dw" or "dwm") or "conv") end
     local mr = min(widest, width)
     local simd = { blocks = blocks, full16 = (ir.out_c // 16) * 16, out_pixel_stride = p.out_stride.w,
                    kind = dense and "dense" or separable and "separable" or "depthwise" }
@@ -193,11 +200,14 @@ function M.plan(ir, options)
       -- or nil: the driver applies it to the stored strip.
       simd.uk_act = not ir.activation_entry and microkernels.activations[ir.activation]
         or (p.act.axis_pass and 0) or nil
-      -- A separable strip's depthwise step through the depthwise microkernel
-      -- (one multiplier); otherwise pixel by pixel in the driver.
-      simd.mid_microkernel = separable and ir.depth_multiplier == 1
+      -- The depthwise microkernel kind: dw for one multiplier, dwm for more.
+      simd.dw_kind = (depthwise or separable) and (dm == 1 and "dw" or "dwm") or nil
+      -- A separable strip's depthwise step through the depthwise microkernel;
+      -- otherwise pixel by pixel in the driver.
+      simd.mid_microkernel = separable and dm <= M.MAX_UK_DM
       -- a depthwise microkernel made for this kernel shape (interior strips)
-      simd.fixed_taps = (depthwise or simd.mid_microkernel) and microkernels.fixed_taps("dw", ir.k_h, ir.k_w) or false
+      simd.fixed_taps = (depthwise or simd.mid_microkernel)
+        and microkernels.fixed_taps(simd.dw_kind, ir.k_h, ir.k_w) or false
     end
     if depthwise then
       simd.taps, simd.pixel_stride, simd.kernel = p.taps, ir.s_w * p.in_stride.w, "kernel"
