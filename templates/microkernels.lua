@@ -9,7 +9,10 @@
 -- the loops and calls them; the runtime picks the ISA as it compiles one.
 --
 -- A variant is named by its parameters: convgen_uk_<kind>_<isa>_<mr>x16,
--- with _k<kh>x<kw> for a fixed kernel shape. The driver calls the
+-- with _k<kh>x<kw> for a fixed kernel shape. Each kind, kernel shape and ISA
+-- also has a row variant, convgen_uk_<kind>_<isa>_row[_k<kh>x<kw>]: any
+-- number of pixels, as strips of the widest variant and one narrower
+-- (templates/microkernel_row.c.in). The driver calls the
 -- ISA-neutral name (the same without <isa>), which the runtime binds to the
 -- best ISA the CPU has.
 local M = {}
@@ -92,16 +95,20 @@ M.kinds = {
 -- Any other activation is applied by the caller to the stored strip.
 M.activations = { linear = 0, relu = 1, relu6 = 2 }
 
--- The ISA-neutral name a driver calls, and a variant's own name; taps:
--- {kh, kw} for a fixed-shape variant, or nil.
+M.row_template = "templates/microkernel_row.c.in"
+
+-- The ISA-neutral name a driver calls, and a variant's own name; mr: the
+-- strip width, or 0 for the row variant; taps: {kh, kw} for a fixed-shape
+-- variant, or nil.
 local function suffix(mr, taps)
-  return "_" .. mr .. "x16" .. (taps and ("_k" .. taps[1] .. "x" .. taps[2]) or "")
+  return "_" .. (mr == 0 and "row" or (mr .. "x16")) .. (taps and ("_k" .. taps[1] .. "x" .. taps[2]) or "")
 end
 function M.generic_name(kind, mr, taps) return "convgen_uk_" .. kind .. suffix(mr, taps) end
 function M.variant_name(kind, isa, mr, taps) return "convgen_uk_" .. kind .. "_" .. isa .. suffix(mr, taps) end
 
 -- Every variant: { kind, isa, mr, taps, name, generic }, kinds, then kernel
--- shapes (run-time ranges first), then ISAs, then widths.
+-- shapes (run-time ranges first), then ISAs, then widths, then the row
+-- variant (mr 0, with strips: the names of the widths it calls, by width).
 function M.variants()
   local out = {}
   for _, kind in ipairs(M.kinds) do
@@ -109,11 +116,16 @@ function M.variants()
     for _, t in ipairs(kind.fixed_taps or {}) do shapes[#shapes + 1] = t end
     for _, taps in ipairs(shapes) do
       for _, isa in ipairs(M.isas) do
+        local strips = {}
         for _, mr in ipairs(kind.mr) do
           out[#out + 1] = { kind = kind, isa = isa, mr = mr, taps = taps or nil,
                             name = M.variant_name(kind.name, isa.name, mr, taps or nil),
                             generic = M.generic_name(kind.name, mr, taps or nil) }
+          strips[mr] = out[#out].name
         end
+        out[#out + 1] = { kind = kind, isa = isa, mr = 0, taps = taps or nil, strips = strips,
+                          name = M.variant_name(kind.name, isa.name, 0, taps or nil),
+                          generic = M.generic_name(kind.name, 0, taps or nil) }
       end
     end
   end

@@ -26,6 +26,13 @@ typedef void (*conv_fn)(const struct convgen_uk_conv *, const float *, float *, 
 typedef void (*dw_fn)(const struct convgen_uk_dw *, const float *, float *, const float *, const float *, int, int,
                       int, int);
 typedef void (*dw_fixed_fn)(const struct convgen_uk_dw *, const float *, float *, const float *, const float *);
+/* row variants: the same, then the number of pixels */
+typedef void (*conv_row_fn)(const struct convgen_uk_conv *, const float *, float *, const float *, const float *, int,
+                            int, int, int, int);
+typedef void (*dw_row_fn)(const struct convgen_uk_dw *, const float *, float *, const float *, const float *, int, int,
+                          int, int, int);
+typedef void (*dw_fixed_row_fn)(const struct convgen_uk_dw *, const float *, float *, const float *, const float *,
+                                int);
 
 typedef struct {
     const struct convgen__uk_symbol *symbol;
@@ -75,6 +82,7 @@ static long packed_size(int rows, int co) { return (long)rows * ((co + 7) / 8 * 
 static void check_strip(const variant *v, const strip_case *s, unsigned long long seed)
 {
     const int dw = strncmp(v->symbol->kind, "dw", 2) == 0; /* dw or dwm */
+    const int row = v->symbol->mr == 0;                     /* a row variant: s->mr pixels */
     const int ci = dw ? s->co / s->dm : s->ci, rows = input_rows(s), cols = input_cols(s);
     const long in_n = (long)rows * cols * ci, taps = (long)s->k_h * s->k_w;
     const long w_n = dw ? taps * s->co : taps * ci * s->co;
@@ -123,10 +131,18 @@ static void check_strip(const variant *v, const strip_case *s, unsigned long lon
     if (dw) {
         struct convgen_uk_dw g = {ci, s->dm, s->k_w, (ptrdiff_t)s->stride * ci, out_stride, (ptrdiff_t)s->d_h * cols * ci,
                                   (ptrdiff_t)s->d_w * ci, s->act};
-        if (v->symbol->k_h) { /* a fixed kernel shape: every tap */
+        if (v->symbol->k_h && row) { /* a fixed kernel shape: every tap */
+            dw_fixed_row_fn fn;
+            memcpy(&fn, &v->symbol->variant[v->isa], sizeof fn);
+            fn(&g, x, out, w, s->bias ? bias : NULL, s->mr);
+        } else if (v->symbol->k_h) {
             dw_fixed_fn fn;
             memcpy(&fn, &v->symbol->variant[v->isa], sizeof fn);
             fn(&g, x, out, w, s->bias ? bias : NULL);
+        } else if (row) {
+            dw_row_fn fn;
+            memcpy(&fn, &v->symbol->variant[v->isa], sizeof fn);
+            fn(&g, x, out, w, s->bias ? bias : NULL, s->kh0, s->kh1, s->kw0, s->kw1, s->mr);
         } else {
             dw_fn fn;
             memcpy(&fn, &v->symbol->variant[v->isa], sizeof fn);
@@ -135,9 +151,15 @@ static void check_strip(const variant *v, const strip_case *s, unsigned long lon
     } else {
         struct convgen_uk_conv g = {ci, s->co, s->k_w, taps, (ptrdiff_t)s->stride * ci, out_stride,
                                     (ptrdiff_t)s->d_h * cols * ci, (ptrdiff_t)s->d_w * ci, s->act};
-        conv_fn fn;
-        memcpy(&fn, &v->symbol->variant[v->isa], sizeof fn);
-        fn(&g, x, out, w, s->bias ? bias : NULL, s->kh0, s->kh1, s->kw0, s->kw1);
+        if (row) {
+            conv_row_fn fn;
+            memcpy(&fn, &v->symbol->variant[v->isa], sizeof fn);
+            fn(&g, x, out, w, s->bias ? bias : NULL, s->kh0, s->kh1, s->kw0, s->kw1, s->mr);
+        } else {
+            conv_fn fn;
+            memcpy(&fn, &v->symbol->variant[v->isa], sizeof fn);
+            fn(&g, x, out, w, s->bias ? bias : NULL, s->kh0, s->kh1, s->kw0, s->kw1);
+        }
     }
     long bad = harness_mismatch(out, want, out_n, 1e-5, 1e-5);
     if (bad >= 0)
@@ -171,7 +193,8 @@ static void test_variant(void **state)
         for (int k = 0; k < nkernels; k++) {
             for (int variant_no = 0; variant_no < 4; variant_no++, n++) {
                 const int dm = dwm ? multipliers[n % 8] : 1;
-                strip_case s = {.mr = v->symbol->mr, .ci = 1 + (n * 7) % 19, .co = channels[c] * dm, .dm = dm,
+                /* a row variant: 1 to 13 pixels, every remainder of its strips */
+                strip_case s = {.mr = v->symbol->mr ? v->symbol->mr : 1 + (n * 5) % 13, .ci = 1 + (n * 7) % 19, .co = channels[c] * dm, .dm = dm,
                                 .k_h = kernels[k][0], .k_w = kernels[k][1], .d_h = 1 + (variant_no == 3),
                                 .d_w = 1 + (variant_no == 2), .stride = 1 + (n % 3 == 1), .act = n % 3,
                                 .bias = n % 4 != 1, .out_gap = (n % 5 == 0) ? 3 : 0};
@@ -235,8 +258,11 @@ int main(void)
             variant *v = &variants[n];
             v->symbol = &convgen__uk_symbols[i];
             v->isa = isa;
-            snprintf(v->name, sizeof v->name, "convgen_uk_%s_%s_%dx16", v->symbol->kind, isa_names[isa],
-                     v->symbol->mr);
+            if (v->symbol->mr)
+                snprintf(v->name, sizeof v->name, "convgen_uk_%s_%s_%dx16", v->symbol->kind, isa_names[isa],
+                         v->symbol->mr);
+            else
+                snprintf(v->name, sizeof v->name, "convgen_uk_%s_%s_row", v->symbol->kind, isa_names[isa]);
             if (v->symbol->k_h)
                 snprintf(v->name + strlen(v->name), sizeof v->name - strlen(v->name), "_k%dx%d", v->symbol->k_h,
                          v->symbol->k_w);

@@ -257,7 +257,9 @@ local function strip_functions(ir, p, ctx, entry, act)
         channels = ir.out_c, act = simd.uk_act == nil and act,
       })
     end
-    for _, mr in ipairs(widths) do out[#out + 1] = hybrid_strip(mr, false) end
+    if not simd.row_microkernel then -- interior strips (a row microkernel does them otherwise)
+      for _, mr in ipairs(widths) do out[#out + 1] = hybrid_strip(mr, false) end
+    end
     for _, mr in ipairs(simd.cstrips) do out[#out + 1] = hybrid_strip(mr, true) end
     return (concat(out, "\n"):gsub("\n$", ""))
   end
@@ -402,6 +404,19 @@ function M.emit(ir, p, tensors, info)
   }
   -- A hybrid driver declares the microkernels it calls.
   ctx.mid_chunks = false
+  ctx.row_microkernel = false
+  if p.simd and p.simd.row_microkernel then
+    local depthwise = p.simd.kind == "depthwise"
+    local fixed = depthwise and p.simd.fixed_taps or nil
+    ctx.row_microkernel = {
+      name = registry.generic_name(depthwise and p.simd.dw_kind or "conv", 0, fixed),
+      geometry = name .. (depthwise and "__dw" or "__conv"),
+      weights = p.simd.packed and p.simd.packed.name or p.simd.kernel,
+      bias = ir.use_bias and "bias" or "0",
+      ranges = fixed and "" or format(", 0, %d, 0, %d", #p.simd.taps == 1 and 1 or ir.k_h,
+        #p.simd.taps == 1 and 1 or ir.k_w),
+    }
+  end
   ctx.microkernel_abi = p.target == "hybrid" and p.simd and microkernels.abi(ctx.ptrdiff):gsub("\n$", "") or false
   if p.simd and p.simd.mid_microkernel then
     -- a separable strip's depthwise step, in calls of at most the widest depthwise microkernel

@@ -22,7 +22,8 @@ function M.abi(ptrdiff)
   for _, v in ipairs(registry.variants()) do
     if not seen[v.generic] then
       seen[v.generic] = true
-      prototypes[#prototypes + 1] = { name = v.generic, geometry = geometry_of(v.kind), fixed = v.taps ~= nil }
+      prototypes[#prototypes + 1] = { name = v.generic, geometry = geometry_of(v.kind), fixed = v.taps ~= nil,
+                                      row = v.mr == 0 }
     end
   end
   abi_text[ptrdiff] = template.render("templates/microkernel_abi.h.in", { ptrdiff = ptrdiff, prototypes = prototypes })
@@ -44,8 +45,9 @@ function M.runtime_source()
   for _, v in ipairs(registry.variants()) do
     local x86 = v.isa.name == "avx2"
     if x86 then out[#out + 1] = "#ifdef CONVGEN_UK_X86\n" end
-    out[#out + 1] = template.render(v.kind.template, { name = v.name, mr = v.mr, isa = v.isa, kind = v.kind,
-                                                      ptrdiff = "ptrdiff_t", taps = v.taps or false })
+    out[#out + 1] = template.render(v.mr == 0 and registry.row_template or v.kind.template,
+      { name = v.name, mr = v.mr, isa = v.isa, kind = v.kind, ptrdiff = "ptrdiff_t", taps = v.taps or false,
+        strips = v.strips })
     if x86 then out[#out + 1] = "#endif\n" end
     out[#out + 1] = "\n"
   end
@@ -107,8 +109,9 @@ function M.runtime_header()
     M.abi("ptrdiff_t"), "\n/* Each variant (ISA-specific name). */\n",
   }
   for _, v in ipairs(registry.variants()) do
+    local n = v.mr == 0 and ", int n" or ""
     out[#out + 1] = "void " .. v.name .. "(const struct " .. geometry_of(v.kind) .. " *g, const float *x, float *y, "
-      .. "const float *w, const float *bias" .. (v.taps and ");\n" or ",\n    int kh0, int kh1, int kw0, int kw1);\n")
+      .. "const float *w, const float *bias" .. (v.taps and (n .. ");\n") or (",\n    int kh0, int kh1, int kw0, int kw1" .. n .. ");\n"))
   end
   local isas, names = {}, {}
   for i, isa in ipairs(registry.isas) do
@@ -122,7 +125,7 @@ function M.runtime_header()
 typedef void (*convgen__uk_fn)(void);
 
 /* An ISA-neutral name, what it computes (kind "conv", "dw" or "dwm", strip width
- * mr, and k_h x k_w for a fixed kernel shape: no tap range arguments; 0 x 0
+ * mr, 0 for a row variant (a last argument n: pixels), and k_h x k_w for a fixed kernel shape: no tap range arguments; 0 x 0
  * otherwise) and its variant for each ISA (NULL: not built here). The table
  * ends with a NULL name. */
 struct convgen__uk_symbol {

@@ -208,6 +208,10 @@ function M.plan(ir, options)
       -- a depthwise microkernel made for this kernel shape (interior strips)
       simd.fixed_taps = (depthwise or simd.mid_microkernel)
         and microkernels.fixed_taps(simd.dw_kind, ir.k_h, ir.k_w) or false
+      -- A row's interior strips in one call of a row microkernel, when the
+      -- microkernel applies the activation (a separable row alternates
+      -- depthwise and pointwise steps per strip).
+      simd.row_microkernel = simd.uk_act ~= nil and not separable
     end
     if depthwise then
       simd.taps, simd.pixel_stride, simd.kernel = p.taps, ir.s_w * p.in_stride.w, "kernel"
