@@ -257,9 +257,10 @@ local function strip_functions(ir, p, ctx, entry, act)
         channels = ir.out_c, act = simd.uk_act == nil and act,
       })
     end
-    if not simd.row_microkernel then -- interior strips (a row microkernel does them otherwise)
-      for _, mr in ipairs(widths) do out[#out + 1] = hybrid_strip(mr, false) end
-    end
+    -- interior strips, unless a row microkernel does them (a separable
+    -- layer's border pixels still call the 1-pixel strip)
+    if simd.row_microkernel then widths = simd.border_strip and { 1 } or {} end
+    for _, mr in ipairs(widths) do out[#out + 1] = hybrid_strip(mr, false) end
     for _, mr in ipairs(simd.cstrips) do out[#out + 1] = hybrid_strip(mr, true) end
     return (concat(out, "\n"):gsub("\n$", ""))
   end
@@ -408,14 +409,18 @@ function M.emit(ir, p, tensors, info)
   if p.simd and p.simd.row_microkernel then
     local depthwise = p.simd.kind == "depthwise"
     local fixed = depthwise and p.simd.fixed_taps or nil
+    local function ranges(taps, k_h, k_w) return taps and "" or format(", 0, %d, 0, %d", k_h, k_w) end
     ctx.row_microkernel = {
       name = registry.generic_name(depthwise and p.simd.dw_kind or "conv", 0, fixed),
       geometry = name .. (depthwise and "__dw" or "__conv"),
       weights = p.simd.packed and p.simd.packed.name or p.simd.kernel,
       bias = ir.use_bias and "bias" or "0",
-      ranges = fixed and "" or format(", 0, %d, 0, %d", #p.simd.taps == 1 and 1 or ir.k_h,
-        #p.simd.taps == 1 and 1 or ir.k_w),
+      ranges = ranges(fixed, #p.simd.taps == 1 and 1 or ir.k_h, #p.simd.taps == 1 and 1 or ir.k_w),
     }
+    if p.simd.chunk then -- a separable row's depthwise step
+      ctx.row_microkernel.mid = registry.generic_name(p.simd.dw_kind, 0, p.simd.fixed_taps or nil)
+      ctx.row_microkernel.mid_ranges = ranges(p.simd.fixed_taps, ir.k_h, ir.k_w)
+    end
   end
   ctx.microkernel_abi = p.target == "hybrid" and p.simd and microkernels.abi(ctx.ptrdiff):gsub("\n$", "") or false
   if p.simd and p.simd.mid_microkernel then

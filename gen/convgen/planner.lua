@@ -18,6 +18,8 @@ M.TARGETS = { scalar = true, avx2 = true, hybrid = true }
 
 -- AVX2 register tile of a dense convolution: MR pixels x 16 channels.
 local AVX2_MR = 6
+-- A hybrid separable row's depthwise results per chunk, in floats (16 KiB).
+local SEPARABLE_CHUNK = 4096
 -- Depthwise: MR pixels x 16 channels, each input vector loaded for one FMA.
 local AVX2_DEPTHWISE_MR = 4
 -- The largest depth multiplier the dwm microkernels take (lane indices are
@@ -209,9 +211,13 @@ function M.plan(ir, options)
       simd.fixed_taps = (depthwise or simd.mid_microkernel)
         and microkernels.fixed_taps(simd.dw_kind, ir.k_h, ir.k_w) or false
       -- A row's interior strips in one call of a row microkernel, when the
-      -- microkernel applies the activation (a separable row alternates
-      -- depthwise and pointwise steps per strip).
-      simd.row_microkernel = simd.uk_act ~= nil and not separable
+      -- microkernel applies the activation. A separable row goes in chunks:
+      -- one depthwise row call into a stack tile of SEPARABLE_CHUNK floats
+      -- (it stays in L1), then one pointwise row call over it.
+      simd.row_microkernel = simd.uk_act ~= nil and (not separable or simd.mid_microkernel)
+      if simd.row_microkernel and separable then
+        simd.chunk = math.max(1, min(p.w_hi - p.w_lo, SEPARABLE_CHUNK // p.mid_size))
+      end
     end
     if depthwise then
       simd.taps, simd.pixel_stride, simd.kernel = p.taps, ir.s_w * p.in_stride.w, "kernel"
