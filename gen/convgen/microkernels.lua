@@ -111,7 +111,8 @@ function M.runtime_header()
   for _, v in ipairs(registry.variants()) do
     local n = v.mr == 0 and ", int n" or ""
     out[#out + 1] = "void " .. v.name .. "(const struct " .. geometry_of(v.kind) .. " *g, const float *x, float *y, "
-      .. "const float *w, const float *bias" .. (v.taps and (n .. ");\n") or (",\n    int kh0, int kh1, int kw0, int kw1" .. n .. ");\n"))
+      .. "const float *w, const float *bias"
+      .. (v.taps and (n .. ");\n") or (",\n    int kh0, int kh1, int kw0, int kw1" .. n .. ");\n"))
   end
   local isas, names = {}, {}
   for i, isa in ipairs(registry.isas) do
