@@ -83,7 +83,7 @@ $(BUILD)/%.o: runtime/%.c $(wildcard runtime/*.h include/*.h) gen/host.h $(BUILD
               | check-deps $(BUILD)/.dir
 	$(CC) $(WARN) $(CFLAGS) $(SANITIZE) $(CPPFLAGS_ALL) $(LUA_CFLAGS) -c $< -o $@
 
-$(BUILD)/%.o: gen/%.c gen/host.h | check-deps $(BUILD)/.dir
+$(BUILD)/%.o: gen/%.c gen/host.h $(BUILD)/gen/microkernels.h | check-deps $(BUILD)/.dir
 	$(CC) $(WARN) $(CFLAGS) $(SANITIZE) $(CPPFLAGS_ALL) $(LUA_CFLAGS) -c $< -o $@
 
 $(BUILD)/embedded.o: $(BUILD)/embedded.c gen/host.h

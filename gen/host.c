@@ -6,6 +6,7 @@
 #include "fileio.h"
 #include "backend.h"
 #include "jit.h"
+#include "microkernels.h"
 #include "model_file.h"
 
 #include <lauxlib.h>
@@ -491,13 +492,7 @@ static int l_jit_run(lua_State *L)
 /* native.cpu_target() -> the best code target for this CPU ("avx2" or "scalar") */
 static int l_cpu_target(lua_State *L)
 {
-    const char *target = "scalar";
-#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-        target = "avx2";
-#endif
-    lua_pushstring(L, target);
+    lua_pushstring(L, convgen__uk_cpu_runs(CONVGEN__UK_AVX2) ? "avx2" : "scalar");
     return 1;
 }
 

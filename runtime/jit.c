@@ -54,19 +54,14 @@ const char *convgen__jit_symbol_name(int i)
 static int microkernel_isa(void)
 {
     static const char *const names[] = CONVGEN__UK_ISA_NAMES;
-    int best = CONVGEN__UK_SCALAR;
-#if defined(__x86_64__) && defined(__GNUC__)
-    int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    if (avx2)
-        best = CONVGEN__UK_AVX2;
-#else
-    int avx2 = 0;
-#endif
     const char *want = getenv("CONVGEN_ISA");
     for (int i = 0; want && i < CONVGEN__UK_ISAS; i++)
-        if (strcmp(want, names[i]) == 0 && (i != CONVGEN__UK_AVX2 || avx2) && convgen__uk_symbols[0].variant[i])
+        if (strcmp(want, names[i]) == 0 && convgen__uk_cpu_runs(i))
             return i;
-    return best;
+    for (int i = 0; i < CONVGEN__UK_ISAS; i++) /* the registry lists the fastest first */
+        if (convgen__uk_cpu_runs(i))
+            return i;
+    return CONVGEN__UK_SCALAR;
 }
 
 const char *convgen__jit_isa(void)

@@ -20,10 +20,16 @@ local M = {}
 -- Instruction sets, as the operations the templates use. `lanes` floats per
 -- vector; `masked`: the partial tile uses masked loads and stores (otherwise
 -- the template loops over its lanes one at a time, as a NEON variant would).
+-- Fastest first: the runtime takes the first one the CPU runs.
 -- Every operation returns C text.
 M.isas = {
   {
     name = "avx2", title = "AVX2 + FMA", lanes = 8, vec = "__m256", masked = true,
+    -- The variants exist where this macro is defined (x86-64, GCC or clang);
+    -- C for "this CPU runs them", after cpu_init.
+    guard = "CONVGEN_UK_X86",
+    cpu_init = "        __builtin_cpu_init();\n",
+    cpu = '__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")',
     -- Functions, not the file, get the ISA: the runtime runs on any x86-64.
     attribute = '__attribute__((target("avx2,fma")))',
     includes = { "immintrin.h" },
@@ -51,7 +57,7 @@ M.isas = {
     end,
   },
   {
-    name = "scalar", title = "portable C", lanes = 1, vec = "float", masked = false,
+    name = "scalar", title = "portable C", lanes = 1, vec = "float", masked = false, cpu = "1",
     attribute = "", includes = {},
     zero = function() return "0.0f" end,
     splat = function(x) return x end,

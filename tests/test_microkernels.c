@@ -240,10 +240,6 @@ static void test_pack(void **state)
 int main(void)
 {
     static const char *const isa_names[] = CONVGEN__UK_ISA_NAMES;
-    int avx2 = 0;
-#if defined(__x86_64__) && defined(__GNUC__)
-    avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-#endif
     size_t nsymbols = 0;
     while (convgen__uk_symbols[nsymbols].name)
         nsymbols++;
@@ -253,7 +249,7 @@ int main(void)
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_pack);
     for (size_t i = 0; i < nsymbols; i++) {
         for (int isa = 0; isa < CONVGEN__UK_ISAS; isa++) {
-            if (!convgen__uk_symbols[i].variant[isa] || (isa == CONVGEN__UK_AVX2 && !avx2))
+            if (!convgen__uk_cpu_runs(isa))
                 continue; /* not built for this machine, or the CPU cannot run it */
             variant *v = &variants[n];
             v->symbol = &convgen__uk_symbols[i];

@@ -43,12 +43,12 @@ function M.runtime_source()
     "#endif\n\n",
   }
   for _, v in ipairs(registry.variants()) do
-    local x86 = v.isa.name == "avx2"
-    if x86 then out[#out + 1] = "#ifdef CONVGEN_UK_X86\n" end
+    local guard = v.isa.guard
+    if guard then out[#out + 1] = "#ifdef " .. guard .. "\n" end
     out[#out + 1] = template.render(v.mr == 0 and registry.row_template or v.kind.template,
       { name = v.name, mr = v.mr, isa = v.isa, kind = v.kind, ptrdiff = "ptrdiff_t", taps = v.taps or false,
         strips = v.strips })
-    if x86 then out[#out + 1] = "#endif\n" end
+    if guard then out[#out + 1] = "#endif\n" end
     out[#out + 1] = "\n"
   end
   out[#out + 1] = [[
@@ -93,6 +93,15 @@ void convgen_uk_pack(const float *src, ptrdiff_t rows, ptrdiff_t columns, float 
     end
     lines[#lines + 1] = "    {\"" .. generic .. "\", " .. about[generic] .. ", {" .. concat(cells, ", ") .. "}},"
   end
+  -- Which ISAs this CPU runs: the one place the library asks.
+  local checks = {}
+  for _, isa in ipairs(registry.isas) do
+    local check = "    if (isa == CONVGEN__UK_" .. isa.name:upper() .. ") {\n" .. (isa.cpu_init or "")
+      .. "        return " .. isa.cpu .. ";\n    }\n"
+    if isa.guard then check = "#ifdef " .. isa.guard .. "\n" .. check .. "#endif\n" end
+    checks[#checks + 1] = check
+  end
+  out[#out + 1] = "int convgen__uk_cpu_runs(int isa)\n{\n" .. concat(checks) .. "    return 0;\n}\n\n"
   out[#out + 1] = "#ifdef CONVGEN_UK_X86\n#define CONVGEN_UK_AVX2(f) (convgen__uk_fn) f\n#else\n"
     .. "#define CONVGEN_UK_AVX2(f) NULL\n#endif\n\n"
   out[#out + 1] = "const struct convgen__uk_symbol convgen__uk_symbols[] = {\n" .. concat(lines, "\n")
@@ -136,6 +145,9 @@ struct convgen__uk_symbol {
     convgen__uk_fn variant[CONVGEN__UK_ISAS];
 };
 extern const struct convgen__uk_symbol convgen__uk_symbols[];
+
+/* Whether this CPU runs ISA isa's variants (and they were built here). */
+int convgen__uk_cpu_runs(int isa);
 
 #endif
 ]]
