@@ -214,6 +214,10 @@ end
 local function strip_functions(ir, p, ctx, entry, act)
   local widths = { p.simd.mr }
   if p.simd.rest > 0 then widths[2] = p.simd.rest end
+  if p.simd.flat then -- a range of pixels may end with a strip of any narrower width
+    widths = {}
+    for w = p.simd.mr, 1, -1 do widths[#widths + 1] = w end
+  end
   if p.simd.border_strip and p.simd.mr ~= 1 and p.simd.rest ~= 1 then widths[#widths + 1] = 1 end
   local simd = p.simd
   -- Only the weights the strip reads: its packed kernel (a separable strip:

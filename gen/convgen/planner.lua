@@ -190,7 +190,15 @@ function M.plan(ir, options)
     and (dm == 1 and ir.in_c >= 8 or hybrid and dm <= M.MAX_UK_DM)
   if (target == "avx2" or hybrid) and (dense or separable or depthwise) and not ir.channels_first
      and p.unroll_taps and p.h_hi > p.h_lo and p.w_hi > p.w_lo then
-    local width = p.w_hi - p.w_lo
+    -- A 1x1 stride-1 dense layer reads only output pixel p's own input
+    -- pixel, so an item's rows laid end to end are one long row: strips run
+    -- across row ends and only the item's last strip is narrower (a 7-pixel
+    -- row would otherwise be a 6-pixel strip and an inefficient 1-pixel one).
+    -- (An axis pass works row by row; a hybrid driver needs the row
+    -- microkernel to apply the activation.)
+    local flat = dense and ir.k_h == 1 and ir.k_w == 1 and ir.s_h == 1 and ir.s_w == 1 and not p.axis_pass
+      and (not hybrid or (not ir.activation_entry and microkernels.activations[ir.activation] ~= nil))
+    local width = flat and ir.out_h * ir.out_w or p.w_hi - p.w_lo
     local blocks = channel_blocks(ir.out_c)
     local widest = depthwise and AVX2_DEPTHWISE_MR or AVX2_MR
     if hybrid then widest = microkernels.widest(depthwise and (dm == 1 and "dw" or "dwm") or "conv") end
@@ -229,6 +237,7 @@ function M.plan(ir, options)
       simd.taps = { { kh = 0, kw = 0, index = 0, offset = 0 } }
       simd.ci, simd.ci_stride, simd.pixel_stride, simd.kernel = p.mid_size, 1, p.mid_size, "pointwise_kernel"
     end
+    simd.flat = flat
     simd.mr, simd.full_strips, simd.rest = mr, width // mr, width % mr
     simd.rest_first = p.w_lo + simd.full_strips * mr -- column of the narrower last strip
     -- Dense and depthwise layers do their border pixels with the same tiles,
@@ -278,8 +287,9 @@ function M.plan(ir, options)
   -- Which helper functions exist (an unused static function is a warning).
   local rows_interior = p.h_hi > p.h_lo
   local cols_interior = p.w_hi > p.w_lo
-  p.use_row_interior = rows_interior
-  p.use_row_border = #p.border_rows > 0
+  local flat = p.simd and p.simd.flat
+  p.use_row_interior = rows_interior and not flat
+  p.use_row_border = #p.border_rows > 0 and not flat
   p.use_pixel_interior = rows_interior and cols_interior and p.unroll_taps and not p.simd
   -- a separable strip computes each pixel's depthwise results on its own
   p.use_depthwise_pixel = p.simd and separable and not p.simd.mid_microkernel or false
