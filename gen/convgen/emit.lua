@@ -178,7 +178,7 @@ strip_context = function(ir, p, ctx, mr, checked)
     blocks = simd.blocks, kernel = simd.packed.name, rows = simd.packed.rows, use_bias = ir.use_bias,
     act = function(var) return activations.apply(entry, var) end, params = params,
     vector_act = entry.avx2 and function(var) return activations.apply(entry, var, "avx2") end or false,
-    checked = checked, in_stride_h = p.in_stride.h, pixel_in_stride = p.in_stride.w,
+    checked = checked, cname = "cstrip", in_stride_h = p.in_stride.h, pixel_in_stride = p.in_stride.w,
     d_h = ir.d_h, d_w = ir.d_w, k_w = ir.k_w,
   }
 end
@@ -200,6 +200,10 @@ hybrid_geometry = function(ir, p, ctx)
   elseif simd.kind == "dense" then
     add("convgen_uk_conv", "conv", { simd.ci, ir.out_c, ir.k_w, #simd.taps, simd.pixel_stride, simd.out_pixel_stride,
       taps_h, taps_w, act })
+    if simd.vertical then -- border columns: pixels down a column
+      add("convgen_uk_conv", "conv_col", { simd.ci, ir.out_c, ir.k_w, #simd.taps, ir.s_h * p.in_stride.h,
+        p.out_stride.h, taps_h, taps_w, act })
+    end
   else
     add("convgen_uk_conv", "conv", { simd.ci, ir.out_c, 1, 1, simd.pixel_stride, simd.out_pixel_stride, 0, 0, act })
     if simd.mid_microkernel then
@@ -279,7 +283,61 @@ local function strip_functions(ir, p, ctx, entry, act)
     out[#out + 1] = simd.kind == "depthwise" and depthwise_strip(mr, true)
       or template.render("templates/strip_conv_avx2.c.in", strip_context(ir, p, ctx, mr, true))
   end
+  for _, mr in ipairs(simd.vstrips or {}) do -- border columns: pixels down a column
+    local c = strip_context(ir, p, ctx, mr, true)
+    c.cname, c.pixel_stride, c.out_pixel_stride = "vcstrip", ir.s_h * p.in_stride.h, p.out_stride.h
+    out[#out + 1] = template.render("templates/strip_conv_avx2.c.in", c)
+  end
   return (concat(out, "\n"):gsub("\n$", ""))
+end
+
+-- The border columns of a plan with vertical strips (planner: simd.vertical):
+-- NAME__border_columns(in, out, oh0, count) does the border columns of
+-- interior rows [oh0, oh0 + count).
+local function border_columns_function(ir, p, ctx)
+  local simd, name = p.simd, ctx.name
+  local lines = {
+    "/* The border columns of interior output rows [oh0, oh0 + count): strips of",
+    " * pixels down each column, their taps clipped at the left or right. */",
+    format("static void %s__border_columns(const float *restrict in, float *restrict out, int oh0, int count%s)",
+      name, ctx.rparams),
+    "{",
+  }
+  local function add(line) lines[#lines + 1] = line end
+  local bias = ir.use_bias and "bias" or "0"
+  if p.target == "hybrid" then
+    -- the row microkernel with the column's geometry: one call per column
+    add(format("    const int ih0 = %s;", plus(times("oh0", ir.s_h), -ir.pad_top)))
+    add(format("    float *restrict y = out + %s;", times("oh0", p.out_stride.h)))
+    for _, col in ipairs(p.border_cols) do
+      local iw = col.o * ir.s_w - ir.pad_left + col.first * ir.d_w -- the first tap read
+      local x = col.first < col.last and format("in + %s + %d", times("ih0", p.in_stride.h), iw * p.in_stride.w)
+        or "in"
+      add(format("    %s(&%s__conv_col, %s, %s, %s, %s, 0, %d, %d, %d, count);",
+        registry.generic_name("conv", 0), name, x, plus("y", col.o * p.out_stride.w), simd.packed.name, bias,
+        ir.k_h, col.first, col.last))
+    end
+  else
+    local args = format(", 0, %d, 1, %s%s", simd.full16, simd.packed.name, ir.use_bias and ", bias" or "")
+    add(format("    for (int oh = oh0; oh < oh0 + count; oh += %d) {", simd.vmr))
+    add(format("        const int ih0 = %s;", plus(times("oh", ir.s_h), -ir.pad_top)))
+    add(format("        float *restrict y = out + %s;", times("oh", p.out_stride.h)))
+    add(format("        switch (oh0 + count - oh < %d ? oh0 + count - oh : %d) {", simd.vmr, simd.vmr))
+    for _, w in ipairs(simd.vstrips) do
+      add(format("        case %d:", w))
+      for _, col in ipairs(p.border_cols) do
+        add(format("            %s__vcstrip%d(in, %s, ih0, %d, 0, %d, %d, %d%s);", name, w,
+          plus("y", col.o * p.out_stride.w), col.o * ir.s_w - ir.pad_left, ir.k_h, col.first, col.last, args))
+      end
+      add("            break;")
+    end
+    add("        default:")
+    add("            break;")
+    add("        }")
+    add("    }")
+  end
+  add("}")
+  return concat(lines, "\n")
 end
 
 -- Parameter and argument lists passing weights to the helpers.
@@ -464,6 +522,7 @@ function M.emit(ir, p, tensors, info)
   else
     ctx.pixel_interior_body, ctx.pixel_border_body = pixel_bodies(ir, p, act, name)
     ctx.strip_functions = p.simd and strip_functions(ir, p, ctx, entry, act) or false
+    ctx.border_columns_function = p.simd and p.simd.vertical and border_columns_function(ir, p, ctx) or false
   end
   ctx.provenance = provenance(ir, info, info.c_file)
   local c = template.render(layer_template, ctx)

@@ -244,6 +244,19 @@ function M.plan(ir, options)
     -- taps clipped at run time (cstrip, dwcstrip); separable layers keep the
     -- scalar border pixels.
     simd.checked = dense or depthwise
+    -- A dense layer's border columns, over the interior rows, go in strips
+    -- down each column (vcstrip): as 1-pixel strips, every pixel would
+    -- stream the whole kernel for 2 FMAs per weight vector. (An axis pass
+    -- needs each row complete in turn; a hybrid driver calls the row
+    -- microkernel, which must apply the activation.)
+    local rows_n = p.h_hi - p.h_lo
+    simd.vertical = dense and #p.border_cols > 0 and rows_n >= 2 and not p.axis_pass
+      and (not hybrid or simd.row_microkernel) or false
+    if simd.vertical then
+      simd.vmr = min(AVX2_MR, rows_n)
+      simd.vstrips = {}
+      for w = simd.vmr, 1, -1 do simd.vstrips[#simd.vstrips + 1] = w end
+    end
     simd.cstrips = {} -- the widths border rows and columns call
     if simd.checked then
       local seen = {}
@@ -257,7 +270,7 @@ function M.plan(ir, options)
         use(mr)
         use(width % mr)
       end
-      if #p.border_cols > 0 then use(1) end
+      if #p.border_cols > 0 and (#p.border_rows > 0 or not simd.vertical) then use(1) end
     end
     -- Separable border pixels: scalar depthwise into mid, then the pointwise
     -- step through a 1-pixel strip.
@@ -289,6 +302,8 @@ function M.plan(ir, options)
   local cols_interior = p.w_hi > p.w_lo
   local flat = p.simd and p.simd.flat
   p.use_row_interior = rows_interior and not flat
+  -- whether an interior row does its own border columns
+  p.row_columns = #p.border_cols > 0 and not (p.simd and p.simd.vertical)
   p.use_row_border = #p.border_rows > 0 and not flat
   p.use_pixel_interior = rows_interior and cols_interior and p.unroll_taps and not p.simd
   -- a separable strip computes each pixel's depthwise results on its own
