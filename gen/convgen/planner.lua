@@ -249,11 +249,11 @@ function M.plan(ir, options)
     -- stream the whole kernel for 2 FMAs per weight vector. (An axis pass
     -- needs each row complete in turn; a hybrid driver calls the row
     -- microkernel, which must apply the activation.)
-    local rows_n = p.h_hi - p.h_lo
-    simd.vertical = dense and #p.border_cols > 0 and rows_n >= 2 and not p.axis_pass
+    local interior_rows = p.h_hi - p.h_lo
+    simd.vertical = dense and #p.border_cols > 0 and interior_rows >= 2 and not p.axis_pass
       and (not hybrid or simd.row_microkernel) or false
     if simd.vertical then
-      simd.vmr = min(AVX2_MR, rows_n)
+      simd.vmr = min(AVX2_MR, interior_rows)
       simd.vstrips = {}
       for w = simd.vmr, 1, -1 do simd.vstrips[#simd.vstrips + 1] = w end
     end
