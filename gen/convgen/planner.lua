@@ -41,6 +41,39 @@ local function channel_blocks(n)
   return blocks
 end
 
+-- The kernel rows of an interior depthwise strip of w pixels: per row its
+-- taps, and the input columns it reads (ascending), each with its offset
+-- from tap (0, 0) of the first pixel and the (pixel, tap) pairs reading it.
+-- Every accumulator still adds its taps in kernel order.
+local function depthwise_rows(ir, taps, w, pixel)
+  local rows = {}
+  for _, t in ipairs(taps) do
+    local row = rows[#rows]
+    if not row or row.kh ~= t.kh then
+      row = { kh = t.kh, taps = {}, columns = {}, offset = t.offset - t.kw * ir.d_w * pixel }
+      rows[#rows + 1] = row
+    end
+    row.taps[#row.taps + 1] = t
+  end
+  for _, row in ipairs(rows) do
+    local by_column = {}
+    for p = 0, w - 1 do
+      for _, t in ipairs(row.taps) do
+        local column = p * ir.s_w + t.kw * ir.d_w
+        local col = by_column[column]
+        if not col then
+          col = { column = column, offset = row.offset + column * pixel, uses = {} }
+          by_column[column] = col
+          row.columns[#row.columns + 1] = col
+        end
+        col.uses[#col.uses + 1] = { p = p, kw = t.kw }
+      end
+    end
+    table.sort(row.columns, function(a, b) return a.column < b.column end)
+  end
+  return rows
+end
+
 -- Accumulators per register tile; scalar code keeps them in locals.
 local TILE = 8
 -- Unrolled multiply-adds allowed in one pixel function before taps become a loop.
@@ -210,6 +243,14 @@ function M.plan(ir, options)
       simd.ci, simd.ci_stride, simd.pixel_stride, simd.kernel = p.mid_size, 1, p.mid_size, "pointwise_kernel"
     end
     simd.mr, simd.full_strips, simd.rest = mr, width // mr, width % mr
+    if depthwise and not hybrid then
+      -- An interior strip of w pixels, kernel row by kernel row: the input
+      -- columns it reads, each with the (pixel, tap) pairs that read it.
+      simd.tap_rows = {}
+      for _, w in ipairs({ mr, simd.rest }) do
+        if w > 0 and not simd.tap_rows[w] then simd.tap_rows[w] = depthwise_rows(ir, p.taps, w, p.in_stride.w) end
+      end
+    end
     simd.rest_first = p.w_lo + simd.full_strips * mr -- column of the narrower last strip
     -- Dense and depthwise layers do their border pixels with the same tiles,
     -- taps clipped at run time (cstrip, dwcstrip); separable layers keep the
