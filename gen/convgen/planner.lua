@@ -274,11 +274,13 @@ function M.plan(ir, options)
     -- Separable border pixels: scalar depthwise into mid, then the pointwise
     -- step through a 1-pixel strip.
     simd.border_strip = separable and (#p.border_rows > 0 or #p.border_cols > 0)
-    if not depthwise then
+    if not (depthwise and hybrid) then
       -- Weights packed tile by tile, [tile][tap * ci][16 or 8], zero-padded:
       -- Keras's layout would stride the rows by out_c floats, a new page per
-      -- input channel once out_c reaches 1024.
-      local rows, offset = #simd.taps * simd.ci, 0
+      -- input channel once out_c reaches 1024. A depthwise kernel (one input
+      -- channel per output channel) packs as [tile][tap][16 or 8]: a tile's
+      -- weights are one aligned stream (unaligned ones cost up to 1.5x, measured).
+      local rows, offset = #simd.taps * (depthwise and 1 or simd.ci), 0
       for _, b in ipairs(blocks) do
         b.packed_width = b.vectors == 2 and 16 or 8
         b.lanes = b.masked and b.width or b.packed_width
