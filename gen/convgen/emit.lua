@@ -245,6 +245,8 @@ local function strip_functions(ir, p, ctx, entry, act)
   local function depthwise_strip(mr, checked)
     return template.render("templates/strip_depthwise_avx2.c.in", {
       times = times, plus = plus, name = ctx.name, mr = mr, taps = simd.taps, c = ir.in_c,
+      tap_rows = not checked and simd.tap_rows[mr] or false,
+      ntaps = #simd.taps, kernel = simd.packed.name,
       pixel_stride = simd.pixel_stride, out_pixel_stride = simd.out_pixel_stride, blocks = simd.blocks,
       use_bias = ir.use_bias, act = act, params = params, vector_act = vector_act, checked = checked,
       in_stride_h = p.in_stride.h, pixel_in_stride = p.in_stride.w, d_h = ir.d_h, d_w = ir.d_w, k_w = ir.k_w,
