@@ -30,6 +30,16 @@
 #include <unistd.h>
 
 
+static float *aligned_floats(long n)
+{
+    void *p = NULL;
+    if (posix_memalign(&p, 64, (size_t)n * sizeof(float)) != 0) {
+        fprintf(stderr, "bench: out of memory\n");
+        exit(1);
+    }
+    return p;
+}
+
 int main(int argc, char **argv)
 {
     double min_time = 0.5;
@@ -78,8 +88,10 @@ int main(int argc, char **argv)
             w[k] = malloc((size_t)n * sizeof(float));
             harness_fill(w[k], n, &seed, -0.1f, 0.1f);
         }
-        float *in = malloc((size_t)in_n * sizeof(float)), *want = malloc((size_t)out_n * sizeof(float));
-        float *got = malloc((size_t)out_n * sizeof(float)), *peer = malloc((size_t)out_n * sizeof(float));
+        /* 64-byte aligned tensors, as oneDNN allocates its own (it copies in
+         * and out of them): the same footing for every contender */
+        float *in = aligned_floats(in_n), *want = malloc((size_t)out_n * sizeof(float));
+        float *got = aligned_floats(out_n), *peer = aligned_floats(out_n);
         harness_fill(in, in_n, &seed, -1.0f, 1.0f);
         ref_forward(&l, 1, in, (const float *const *)w, want);
 
