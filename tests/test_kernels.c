@@ -294,6 +294,21 @@ static void build_matrix(void)
         a->target = "avx2";
         a->baked = i % 2;
     }
+    /* Separable layers with one multiplier: the depthwise step's AVX2 strips
+     * (8-channel tiles and a masked one), strides, dilation, 1D. */
+    static const int sep1[][5] = {/* in_c, stride, dilation, rank, k */ {13, 1, 1, 2, 3}, {24, 2, 1, 2, 3},
+                                  {19, 1, 2, 2, 3}, {8, 1, 1, 1, 5}};
+    for (int i = 0; i < 4; i++) {
+        const int *m = sep1[i];
+        ref_layer sep = {.kind = REF_SEPARABLE, .rank = m[3], .in_h = m[3] == 1 ? 1 : 7, .in_w = 20 + i,
+                         .in_c = m[0], .k_h = m[3] == 1 ? 1 : m[4], .k_w = m[4], .s_h = m[3] == 1 ? 1 : m[1],
+                         .s_w = m[1], .d_h = m[3] == 1 ? 1 : m[2], .d_w = m[2], .padding = i == 3 ? "causal" : "same",
+                         .filters = 9 + 7 * i, .groups = 1, .depth_multiplier = 1, .use_bias = i != 2,
+                         .activation = i == 1 ? "swish" : "relu", .keras_version = 3};
+        kernel_case *a = add_case("avx2_separable", sep, 1 + i % 2);
+        a->target = "avx2";
+        a->baked = i % 2;
+    }
     /* Wide depthwise layers: every channel tile shape, strides, activations. */
     for (int i = 0; i < 3; i++) {
         ref_layer dw = {.kind = REF_DEPTHWISE, .rank = 2, .in_h = 7, .in_w = 13 + i, .in_c = 16 * i + 13, .k_h = 3,

@@ -246,11 +246,23 @@ local function strip_functions(ir, p, ctx, entry, act)
     return template.render("templates/strip_depthwise_avx2.c.in", {
       times = times, plus = plus, name = ctx.name, mr = mr, taps = simd.taps, c = ir.in_c,
       tap_rows = not checked and simd.tap_rows[mr] or false,
-      ntaps = #simd.taps, kernel = simd.packed.name,
+      ntaps = #simd.taps, kernel = simd.packed.name, keras_layout = false,
       pixel_stride = simd.pixel_stride, out_pixel_stride = simd.out_pixel_stride, blocks = simd.blocks,
       use_bias = ir.use_bias, act = act, params = params, vector_act = vector_act, checked = checked,
       in_stride_h = p.in_stride.h, pixel_in_stride = p.in_stride.w, d_h = ir.d_h, d_w = ir.d_w, k_w = ir.k_w,
     })
+  end
+  if simd.mid_strip then -- a separable strip's depthwise step, into its stack tile
+    for _, mr in ipairs(simd.rest > 0 and { simd.mr, simd.rest } or { simd.mr }) do
+      out[#out + 1] = template.render("templates/strip_depthwise_avx2.c.in", {
+        times = times, plus = plus, name = ctx.name, mr = mr, taps = p.taps, c = ir.in_c,
+        tap_rows = simd.mid_strip.tap_rows[mr], ntaps = #p.taps, kernel = "depthwise_kernel", keras_layout = true,
+        pixel_stride = ir.s_w * p.in_stride.w, out_pixel_stride = p.mid_size, blocks = simd.mid_strip.blocks,
+        use_bias = false, act = act, params = ", const float *restrict depthwise_kernel",
+        vector_act = function(var) return var end, checked = false,
+        in_stride_h = p.in_stride.h, pixel_in_stride = p.in_stride.w, d_h = ir.d_h, d_w = ir.d_w, k_w = ir.k_w,
+      })
+    end
   end
   if p.target == "hybrid" then
     out[#out + 1] = hybrid_geometry(ir, p, ctx)

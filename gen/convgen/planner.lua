@@ -297,6 +297,17 @@ function M.plan(ir, options)
       for _, w in ipairs({ mr, simd.rest }) do
         if w > 0 and not simd.tap_rows[w] then simd.tap_rows[w] = depthwise_rows(ir, p.taps, w, p.in_stride.w) end
       end
+    elseif separable and not hybrid and dm == 1 then
+      -- A separable strip's depthwise step through the same AVX2 strips,
+      -- 8-channel tiles (a strip of 6 pixels keeps 6 accumulators and a
+      -- kernel row's 3 weight vectors in registers), the kernel read in
+      -- Keras layout. Border pixels keep the scalar code.
+      simd.mid_strip = { blocks = channel_blocks(ir.in_c, true), tap_rows = {} }
+      for _, w in ipairs({ mr, simd.rest }) do
+        if w > 0 and not simd.mid_strip.tap_rows[w] then
+          simd.mid_strip.tap_rows[w] = depthwise_rows(ir, p.taps, w, p.in_stride.w)
+        end
+      end
     end
     simd.rest_first = p.w_lo + simd.full_strips * mr -- column of the narrower last strip
     -- Dense and depthwise layers do their border pixels with the same tiles,
@@ -368,7 +379,7 @@ function M.plan(ir, options)
   p.use_row_border = #p.border_rows > 0 and not flat
   p.use_pixel_interior = rows_interior and cols_interior and p.unroll_taps and not p.simd
   -- a separable strip computes each pixel's depthwise results on its own
-  p.use_depthwise_pixel = p.simd and separable and not p.simd.mid_microkernel or false
+  p.use_depthwise_pixel = p.simd and separable and not p.simd.mid_microkernel and not p.simd.mid_strip or false
   p.use_pixel_border = (#p.border_rows > 0 or #p.border_cols > 0 or not p.unroll_taps)
     and not (p.simd and p.simd.checked)
   return p
