@@ -253,16 +253,19 @@ local function strip_functions(ir, p, ctx, entry, act)
     })
   end
   if simd.mid_strip then -- a separable strip's depthwise step, into its stack tile
-    for _, mr in ipairs(simd.rest > 0 and { simd.mr, simd.rest } or { simd.mr }) do
-      out[#out + 1] = template.render("templates/strip_depthwise_avx2.c.in", {
+    local function mid_strip(mr, checked)
+      return template.render("templates/strip_depthwise_avx2.c.in", {
         times = times, plus = plus, name = ctx.name, mr = mr, taps = p.taps, c = ir.in_c,
-        tap_rows = simd.mid_strip.tap_rows[mr], ntaps = #p.taps, kernel = "depthwise_kernel", keras_layout = true,
-        pixel_stride = ir.s_w * p.in_stride.w, out_pixel_stride = p.mid_size, blocks = simd.mid_strip.blocks,
-        use_bias = false, act = act, params = ", const float *restrict depthwise_kernel",
-        vector_act = function(var) return var end, checked = false,
+        tap_rows = not checked and simd.mid_strip.tap_rows[mr] or false, ntaps = #p.taps, kernel = "depthwise_kernel",
+        keras_layout = true, pixel_stride = ir.s_w * p.in_stride.w, out_pixel_stride = p.mid_size,
+        blocks = simd.mid_strip.blocks, use_bias = false, act = act, params = ", const float *restrict depthwise_kernel",
+        vector_act = function(var) return var end, checked = checked or false,
         in_stride_h = p.in_stride.h, pixel_in_stride = p.in_stride.w, d_h = ir.d_h, d_w = ir.d_w, k_w = ir.k_w,
       })
     end
+    for _, mr in ipairs(simd.rest > 0 and { simd.mr, simd.rest } or { simd.mr }) do out[#out + 1] = mid_strip(mr) end
+    -- border pixels: the checked depthwise strip (the pointwise one follows)
+    for _, mr in ipairs(simd.cstrips) do out[#out + 1] = mid_strip(mr, true) end
   end
   if p.target == "hybrid" then
     out[#out + 1] = hybrid_geometry(ir, p, ctx)
@@ -293,7 +296,22 @@ local function strip_functions(ir, p, ctx, entry, act)
       out[#out + 1] = template.render("templates/strip_conv_avx2.c.in", strip_context(ir, p, ctx, mr, false))
     end
   end
-  for _, mr in ipairs(simd.cstrips) do -- border pixels, taps clipped at run time
+  for _, mr in ipairs(simd.mid_strip and simd.cstrips or {}) do
+    -- a separable layer's border pixels: its checked depthwise strip, then the pointwise strip
+    out[#out + 1] = concat({
+      format("/* %d output pixels whose taps may fall in the padding: only taps [kh0, kh1) x\n", mr),
+      " * [kw0, kw1) are inside the input for all of them. The depthwise step into a\n",
+      format(" * stack tile, then the pointwise strip over it (tiles as for %s__strip%d). */\n", ctx.name, mr),
+      format("static void %s__cstrip%d(const float *restrict in, float *restrict y, int ih0, int iw0, int kh0,\n",
+        ctx.name, mr),
+      format("    int kh1, int kw0, int kw1, int co0, int co1, int tail%s)\n{\n", ctx.rparams),
+      format("    float mid[%d];\n", mr * p.mid_size),
+      format("    %s__dwcstrip%d(in, mid, ih0, iw0, kh0, kh1, kw0, kw1, depthwise_kernel);\n", ctx.name, mr),
+      format("    %s__strip%d(mid, y, co0, co1, tail, %s%s);\n}", ctx.name, mr, simd.packed.name,
+        ir.use_bias and ", bias" or ""),
+    })
+  end
+  for _, mr in ipairs(simd.mid_strip and {} or simd.cstrips) do -- border pixels, taps clipped at run time
     out[#out + 1] = simd.kind == "depthwise" and depthwise_strip(mr, true)
       or template.render("templates/strip_conv_avx2.c.in", strip_context(ir, p, ctx, mr, true))
   end

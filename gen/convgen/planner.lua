@@ -313,7 +313,9 @@ function M.plan(ir, options)
     -- Dense and depthwise layers do their border pixels with the same tiles,
     -- taps clipped at run time (cstrip, dwcstrip); separable layers keep the
     -- scalar border pixels.
-    simd.checked = dense or depthwise
+    -- (A separable layer with AVX2 depthwise strips, simd.mid_strip below,
+    -- does too: the checked depthwise strip, then the pointwise strip.)
+    simd.checked = dense or depthwise or (separable and not hybrid and dm == 1)
     -- A dense layer's border columns, over the interior rows, go in strips
     -- down each column (vcstrip): as 1-pixel strips, every pixel would
     -- stream the whole kernel for 2 FMAs per weight vector. (An axis pass
