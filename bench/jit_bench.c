@@ -89,7 +89,14 @@ int main(int argc, char **argv)
         convgen_cache_set_limit(ctx, 0);
 
         size_t in_n = convgen_kernel_input_size(kernels[0]), out_n = convgen_kernel_output_size(kernels[0]);
-        float *in = calloc(in_n, sizeof(float)), *out = calloc(out_n, sizeof(float));
+        /* 64-byte aligned tensors, as in make bench */
+        float *in = NULL, *out = NULL;
+        if (posix_memalign((void **)&in, 64, (size_t)in_n * sizeof(float)) != 0 ||
+            posix_memalign((void **)&out, 64, (size_t)out_n * sizeof(float)) != 0) {
+            fprintf(stderr, "jit_bench: out of memory\n");
+            return 1;
+        }
+        memset(in, 0, (size_t)in_n * sizeof(float));
         for (size_t j = 0; j < in_n; j++)
             in[j] = (float)((int)(j % 13) - 6) * 0.1f;
         /* Calls alternate between the two kernels, so load on the shared

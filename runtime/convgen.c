@@ -206,7 +206,13 @@ static convgen_kernel *kernel_new(layer_code *code, const float *const *weights)
         return NULL;
     for (int i = 0; i < code->num_weights; i++) {
         size_t n = code->weight_count[i];
-        k->weights[i] = malloc(n ? n * sizeof(float) : 1);
+        /* 64-byte aligned: kernels that read the weights as they are (the
+         * hybrid target's depthwise step) would otherwise split vector loads
+         * across cache lines */
+        void *copy = NULL;
+        if (posix_memalign(&copy, 64, n ? n * sizeof(float) : 1) != 0)
+            copy = NULL;
+        k->weights[i] = copy;
         if (!k->weights[i]) {
             for (int j = 0; j < i; j++)
                 free(k->weights[j]);

@@ -8,7 +8,8 @@
 -- struct (templates/microkernel_abi.h.in). Code compiled by libtcc drives
 -- the loops and calls them; the runtime picks the ISA as it compiles one.
 --
--- A variant is named by its parameters: convgen_uk_<kind>_<isa>_<mr>x16,
+-- A variant is named by its parameters: convgen_uk_<kind>_<isa>_<mr>x<tile>
+-- (tile: the channel tile, 16, or 8 for dwn),
 -- with _k<kh>x<kw> for a fixed kernel shape. Each kind, kernel shape and ISA
 -- also has a row variant, convgen_uk_<kind>_<isa>_row[_k<kh>x<kw>]: any
 -- number of pixels, as strips of the widest variant and one narrower
@@ -49,6 +50,10 @@ M.isas = {
     -- Spreading loaded values over lanes (the dwm kind): lane l of
     -- permute(v, ix) is lane ix[l] of v; lane_index(r, inv) is the vector of
     -- floor((r + l) / dm) for lanes l, inv being 1 / dm in every lane.
+    -- A pointer the compiler must step as written: without it GCC turns a
+    -- pointer walking a run-time stride back into one precomputed address
+    -- per step, more than the registers hold (spilled, then reloaded).
+    opaque = function(p) return '__asm__("" : "+r"(' .. p .. "));" end,
     index_type = "__m256i",
     permute = function(v, ix) return "_mm256_permutevar8x32_ps(" .. v .. ", " .. ix .. ")" end,
     lane_index = function(r, inv)
@@ -58,6 +63,7 @@ M.isas = {
   },
   {
     name = "scalar", title = "portable C", lanes = 1, vec = "float", masked = false, cpu = "1",
+    opaque = function() return "" end,
     attribute = "", includes = {},
     zero = function() return "0.0f" end,
     splat = function(x) return x end,
@@ -90,6 +96,15 @@ M.kinds = {
     what = "depthwise convolution, depth_multiplier 1, kernel in Keras layout",
   },
   {
+    -- Narrow layers (up to 128 channels, measured): 8-channel tiles and
+    -- strips of up to 8 pixels; the 3x3 variant loads each input column once
+    -- per kernel row at stride 1.
+    name = "dwn", template = "templates/microkernel_depthwise.c.in", geometry = "convgen_uk_dw",
+    mr = { 1, 2, 3, 4, 5, 6, 7, 8 }, tile = 8,
+    fixed_taps = { { 3, 3 } },
+    what = "depthwise convolution, depth_multiplier 1, 8-channel tiles",
+  },
+  {
     name = "dwm", template = "templates/microkernel_depthwise.c.in", geometry = "convgen_uk_dw",
     mr = { 1, 2, 3, 4 },
     fixed_taps = { { 3, 3 } },
@@ -106,11 +121,17 @@ M.row_template = "templates/microkernel_row.c.in"
 -- The ISA-neutral name a driver calls, and a variant's own name; mr: the
 -- strip width, or 0 for the row variant; taps: {kh, kw} for a fixed-shape
 -- variant, or nil.
-local function suffix(mr, taps)
-  return "_" .. (mr == 0 and "row" or (mr .. "x16")) .. (taps and ("_k" .. taps[1] .. "x" .. taps[2]) or "")
+local function tile_of(kind_name)
+  for _, kind in ipairs(M.kinds) do
+    if kind.name == kind_name then return kind.tile or 16 end
+  end
+  error("no microkernel kind " .. kind_name)
 end
-function M.generic_name(kind, mr, taps) return "convgen_uk_" .. kind .. suffix(mr, taps) end
-function M.variant_name(kind, isa, mr, taps) return "convgen_uk_" .. kind .. "_" .. isa .. suffix(mr, taps) end
+local function suffix(kind, mr, taps)
+  return "_" .. (mr == 0 and "row" or (mr .. "x" .. tile_of(kind))) .. (taps and ("_k" .. taps[1] .. "x" .. taps[2]) or "")
+end
+function M.generic_name(kind, mr, taps) return "convgen_uk_" .. kind .. suffix(kind, mr, taps) end
+function M.variant_name(kind, isa, mr, taps) return "convgen_uk_" .. kind .. "_" .. isa .. suffix(kind, mr, taps) end
 
 -- Every variant: { kind, isa, mr, taps, name, generic }, kinds, then kernel
 -- shapes (run-time ranges first), then ISAs, then widths, then the row

@@ -254,14 +254,7 @@ int main(void)
             variant *v = &variants[n];
             v->symbol = &convgen__uk_symbols[i];
             v->isa = isa;
-            if (v->symbol->mr)
-                snprintf(v->name, sizeof v->name, "convgen_uk_%s_%s_%dx16", v->symbol->kind, isa_names[isa],
-                         v->symbol->mr);
-            else
-                snprintf(v->name, sizeof v->name, "convgen_uk_%s_%s_row", v->symbol->kind, isa_names[isa]);
-            if (v->symbol->k_h)
-                snprintf(v->name + strlen(v->name), sizeof v->name - strlen(v->name), "_k%dx%d", v->symbol->k_h,
-                         v->symbol->k_w);
+            snprintf(v->name, sizeof v->name, "%s (%s)", v->symbol->name, isa_names[isa]);
             tests[n].name = v->name;
             tests[n].test_func = test_variant;
             tests[n].initial_state = v;

@@ -252,7 +252,10 @@ function M.plan(ir, options)
     local blocks = channel_blocks(ir.out_c, narrow)
     local widest = depthwise and AVX2_DEPTHWISE_MR or AVX2_MR
     if narrow then widest = ir.s_w == 1 and AVX2_NARROW_MR or AVX2_NARROW_STRIDED_MR end
-    if hybrid then widest = microkernels.widest(depthwise and (dm == 1 and "dw" or "dwm") or "conv") end
+    if hybrid then
+      widest = microkernels.widest(depthwise and (dm > 1 and "dwm" or ir.in_c <= AVX2_DEPTHWISE_NARROW and "dwn"
+        or "dw") or "conv")
+    end
     local mr = min(widest, width)
     local simd = { blocks = blocks, full16 = (ir.out_c // 16) * 16, out_pixel_stride = p.out_stride.w,
                    kind = dense and "dense" or separable and "separable" or "depthwise" }
@@ -263,6 +266,8 @@ function M.plan(ir, options)
         or (p.act.axis_pass and 0) or nil
       -- The depthwise microkernel kind: dw for one multiplier, dwm for more.
       simd.dw_kind = (depthwise or separable) and (dm == 1 and "dw" or "dwm") or nil
+      -- narrow depthwise layers: 8-channel tiles (see AVX2_DEPTHWISE_NARROW)
+      if depthwise and dm == 1 and ir.in_c <= AVX2_DEPTHWISE_NARROW then simd.dw_kind = "dwn" end
       -- A separable strip's depthwise step through the depthwise microkernel;
       -- otherwise pixel by pixel in the driver.
       simd.mid_microkernel = separable and dm <= M.MAX_UK_DM
