@@ -267,7 +267,7 @@ function M.plan(ir, options)
       -- The depthwise microkernel kind: dw for one multiplier, dwm for more.
       simd.dw_kind = (depthwise or separable) and (dm == 1 and "dw" or "dwm") or nil
       -- narrow depthwise layers: 8-channel tiles (see AVX2_DEPTHWISE_NARROW)
-      if depthwise and dm == 1 and ir.in_c <= AVX2_DEPTHWISE_NARROW then simd.dw_kind = "dwn" end
+      if (depthwise or separable) and dm == 1 and ir.in_c <= AVX2_DEPTHWISE_NARROW then simd.dw_kind = "dwn" end
       -- A separable strip's depthwise step through the depthwise microkernel;
       -- otherwise pixel by pixel in the driver.
       simd.mid_microkernel = separable and dm <= M.MAX_UK_DM
