@@ -197,6 +197,10 @@ hybrid_geometry = function(ir, p, ctx)
   if simd.kind == "depthwise" then
     add("convgen_uk_dw", "dw", { ir.in_c, ir.depth_multiplier, ir.k_w, simd.pixel_stride, simd.out_pixel_stride,
       taps_h, taps_w, act })
+    if simd.vertical then -- border columns: pixels down a column
+      add("convgen_uk_dw", "dw_col", { ir.in_c, ir.depth_multiplier, ir.k_w, ir.s_h * p.in_stride.h, p.out_stride.h,
+        taps_h, taps_w, act })
+    end
   elseif simd.kind == "dense" then
     add("convgen_uk_conv", "conv", { simd.ci, ir.out_c, ir.k_w, #simd.taps, simd.pixel_stride, simd.out_pixel_stride,
       taps_h, taps_w, act })
@@ -246,7 +250,7 @@ local function strip_functions(ir, p, ctx, entry, act)
     return template.render("templates/strip_depthwise_avx2.c.in", {
       times = times, plus = plus, name = ctx.name, mr = mr, taps = simd.taps, c = ir.in_c,
       tap_rows = not checked and simd.tap_rows[mr] or false,
-      ntaps = #simd.taps, kernel = simd.packed.name, keras_layout = false,
+      ntaps = #simd.taps, kernel = simd.packed.name, keras_layout = false, cname = "dwcstrip",
       pixel_stride = simd.pixel_stride, out_pixel_stride = simd.out_pixel_stride, blocks = simd.blocks,
       use_bias = ir.use_bias, act = act, params = params, vector_act = vector_act, checked = checked,
       in_stride_h = p.in_stride.h, pixel_in_stride = p.in_stride.w, d_h = ir.d_h, d_w = ir.d_w, k_w = ir.k_w,
@@ -259,7 +263,7 @@ local function strip_functions(ir, p, ctx, entry, act)
         tap_rows = not checked and simd.mid_strip.tap_rows[mr] or false, ntaps = #p.taps, kernel = "depthwise_kernel",
         keras_layout = true, pixel_stride = ir.s_w * p.in_stride.w, out_pixel_stride = p.mid_size,
         blocks = simd.mid_strip.blocks, use_bias = false, act = act, params = ", const float *restrict depthwise_kernel",
-        vector_act = function(var) return var end, checked = checked or false,
+        vector_act = function(var) return var end, checked = checked or false, cname = "dwcstrip",
         in_stride_h = p.in_stride.h, pixel_in_stride = p.in_stride.w, d_h = ir.d_h, d_w = ir.d_w, k_w = ir.k_w,
       })
     end
@@ -315,7 +319,16 @@ local function strip_functions(ir, p, ctx, entry, act)
     out[#out + 1] = simd.kind == "depthwise" and depthwise_strip(mr, true)
       or template.render("templates/strip_conv_avx2.c.in", strip_context(ir, p, ctx, mr, true))
   end
-  for _, mr in ipairs(simd.vstrips or {}) do -- border columns: pixels down a column
+  for _, mr in ipairs(simd.kind == "depthwise" and simd.vstrips or {}) do -- border columns: pixels down a column
+    out[#out + 1] = template.render("templates/strip_depthwise_avx2.c.in", {
+      times = times, plus = plus, name = ctx.name, mr = mr, taps = simd.taps, c = ir.in_c, tap_rows = false,
+      ntaps = #simd.taps, kernel = simd.packed.name, keras_layout = false, cname = "vdwcstrip",
+      pixel_stride = ir.s_h * p.in_stride.h, out_pixel_stride = p.out_stride.h, blocks = simd.blocks,
+      use_bias = ir.use_bias, act = act, params = params, vector_act = vector_act, checked = true,
+      in_stride_h = p.in_stride.h, pixel_in_stride = p.in_stride.w, d_h = ir.d_h, d_w = ir.d_w, k_w = ir.k_w,
+    })
+  end
+  for _, mr in ipairs(simd.kind == "dense" and simd.vstrips or {}) do -- border columns: pixels down a column
     local c = strip_context(ir, p, ctx, mr, true)
     c.cname, c.pixel_stride, c.out_pixel_stride = "vcstrip", ir.s_h * p.in_stride.h, p.out_stride.h
     out[#out + 1] = template.render("templates/strip_conv_avx2.c.in", c)
@@ -337,6 +350,7 @@ local function border_columns_function(ir, p, ctx)
   }
   local function add(line) lines[#lines + 1] = line end
   local bias = ir.use_bias and "bias" or "0"
+  local depthwise = simd.kind == "depthwise"
   if p.target == "hybrid" then
     -- the row microkernel with the column's geometry: one call per column
     add(format("    const int ih0 = %s;", plus(times("oh0", ir.s_h), -ir.pad_top)))
@@ -345,12 +359,15 @@ local function border_columns_function(ir, p, ctx)
       local iw = col.o * ir.s_w - ir.pad_left + col.first * ir.d_w -- the first tap read
       local x = col.first < col.last and format("in + %s + %d", times("ih0", p.in_stride.h), iw * p.in_stride.w)
         or "in"
-      add(format("    %s(&%s__conv_col, %s, %s, %s, %s, 0, %d, %d, %d, count);",
-        registry.generic_name("conv", 0), name, x, plus("y", col.o * p.out_stride.w), simd.packed.name, bias,
+      add(format("    %s(&%s__%s_col, %s, %s, %s, %s, 0, %d, %d, %d, count);",
+        registry.generic_name(depthwise and simd.dw_kind or "conv", 0), name, depthwise and "dw" or "conv", x,
+        plus("y", col.o * p.out_stride.w), simd.packed and simd.packed.name or simd.kernel, bias,
         ir.k_h, col.first, col.last))
     end
   else
-    local args = format(", 0, %d, 1, %s%s", simd.full16, simd.packed.name, ir.use_bias and ", bias" or "")
+    local args = depthwise and format(", %s%s", simd.packed.name, ir.use_bias and ", bias" or "")
+      or format(", 0, %d, 1, %s%s", simd.full16, simd.packed.name, ir.use_bias and ", bias" or "")
+    local strip = depthwise and "vdwcstrip" or "vcstrip"
     add(format("    for (int oh = oh0; oh < oh0 + count; oh += %d) {", simd.vmr))
     add(format("        const int ih0 = %s;", plus(times("oh", ir.s_h), -ir.pad_top)))
     add(format("        float *restrict y = out + %s;", times("oh", p.out_stride.h)))
@@ -358,7 +375,7 @@ local function border_columns_function(ir, p, ctx)
     for _, w in ipairs(simd.vstrips) do
       add(format("        case %d:", w))
       for _, col in ipairs(p.border_cols) do
-        add(format("            %s__vcstrip%d(in, %s, ih0, %d, 0, %d, %d, %d%s);", name, w,
+        add(format("            %s__%s%d(in, %s, ih0, %d, 0, %d, %d, %d%s);", name, strip, w,
           plus("y", col.o * p.out_stride.w), col.o * ir.s_w - ir.pad_left, ir.k_h, col.first, col.last, args))
       end
       add("            break;")

@@ -321,16 +321,17 @@ function M.plan(ir, options)
     -- (A separable layer with AVX2 depthwise strips, simd.mid_strip below,
     -- does too: the checked depthwise strip, then the pointwise strip.)
     simd.checked = dense or depthwise or (separable and not hybrid and dm == 1)
-    -- A dense layer's border columns, over the interior rows, go in strips
-    -- down each column (vcstrip): as 1-pixel strips, every pixel would
-    -- stream the whole kernel for 2 FMAs per weight vector. (An axis pass
+    -- A dense or depthwise layer's border columns, over the interior rows,
+    -- go in strips down each column (vcstrip, vdwcstrip): as 1-pixel strips,
+    -- every pixel would stream the whole kernel for 2 FMAs per weight vector
+    -- (depthwise: 3 loads per 2 FMAs). (An axis pass
     -- needs each row complete in turn; a hybrid driver calls the row
     -- microkernel, which must apply the activation.)
     local interior_rows = p.h_hi - p.h_lo
-    simd.vertical = dense and #p.border_cols > 0 and interior_rows >= 2 and not p.axis_pass
+    simd.vertical = (dense or depthwise) and #p.border_cols > 0 and interior_rows >= 2 and not p.axis_pass
       and (not hybrid or simd.row_microkernel) or false
     if simd.vertical then
-      simd.vmr = min(AVX2_MR, interior_rows)
+      simd.vmr = min(dense and AVX2_MR or mr, interior_rows)
       simd.vstrips = {}
       for w = simd.vmr, 1, -1 do simd.vstrips[#simd.vstrips + 1] = w end
     end
