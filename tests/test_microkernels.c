@@ -83,23 +83,25 @@ static void check_strip(const variant *v, const strip_case *s, unsigned long lon
 {
     const int dw = strncmp(v->symbol->kind, "dw", 2) == 0; /* dw or dwm */
     const int row = v->symbol->mr == 0;                     /* a row variant: s->mr pixels */
+    const int packed_dw = strcmp(v->symbol->kind, "dw") == 0; /* dw reads its kernel packed; dwn, dwm do not */
     const int ci = dw ? s->co / s->dm : s->ci, rows = input_rows(s), cols = input_cols(s);
     const long in_n = (long)rows * cols * ci, taps = (long)s->k_h * s->k_w;
     const long w_n = dw ? taps * s->co : taps * ci * s->co;
     const long out_stride = s->co + s->out_gap, out_n = (long)(s->mr - 1) * out_stride + s->co;
     harness_guarded gi, gw, gb, go;
     float *in = harness_guarded_alloc(&gi, in_n, seed & 1);
-    float *w = harness_guarded_alloc(&gw, dw ? w_n : packed_size((int)(taps * ci), s->co), !(seed & 1));
+    float *w = harness_guarded_alloc(&gw, dw && !packed_dw ? w_n : packed_size((int)(dw ? taps : taps * ci), s->co),
+                                     !(seed & 1));
     float *bias = harness_guarded_alloc(&gb, s->co, seed & 1);
     float *out = harness_guarded_alloc(&go, out_n, !(seed & 1));
     float *plain = malloc((size_t)w_n * sizeof *plain), *want = malloc((size_t)out_n * sizeof *want);
     harness_fill(in, in_n, &seed, -2.0f, 2.0f);
     harness_fill(plain, w_n, &seed, -1.0f, 1.0f);
     harness_fill(bias, s->co, &seed, -1.0f, 1.0f);
-    if (dw)
+    if (dw && !packed_dw)
         memcpy(w, plain, (size_t)w_n * sizeof *w);
-    else
-        pack(plain, (int)(taps * ci), s->co, w);
+    else /* dw: rows are the taps */
+        pack(plain, (int)(dw ? taps : taps * ci), s->co, w);
     harness_guarded_readonly(&gi);
     harness_guarded_readonly(&gw);
     harness_guarded_readonly(&gb);
@@ -129,7 +131,7 @@ static void check_strip(const variant *v, const strip_case *s, unsigned long lon
     if (s->kh0 >= s->kh1 || s->kw0 >= s->kw1)
         x = in; /* no tap is read */
     if (dw) {
-        struct convgen_uk_dw g = {ci, s->dm, s->k_w, (ptrdiff_t)s->stride * ci, out_stride, (ptrdiff_t)s->d_h * cols * ci,
+        struct convgen_uk_dw g = {ci, s->dm, s->k_w, taps, (ptrdiff_t)s->stride * ci, out_stride, (ptrdiff_t)s->d_h * cols * ci,
                                   (ptrdiff_t)s->d_w * ci, s->act};
         if (v->symbol->k_h && row) { /* a fixed kernel shape: every tap */
             dw_fixed_row_fn fn;

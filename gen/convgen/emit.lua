@@ -195,11 +195,11 @@ hybrid_geometry = function(ir, p, ctx)
   end
   local act = tostring(simd.uk_act or 0)
   if simd.kind == "depthwise" then
-    add("convgen_uk_dw", "dw", { ir.in_c, ir.depth_multiplier, ir.k_w, simd.pixel_stride, simd.out_pixel_stride,
-      taps_h, taps_w, act })
+    add("convgen_uk_dw", "dw", { ir.in_c, ir.depth_multiplier, ir.k_w, ir.k_h * ir.k_w, simd.pixel_stride,
+      simd.out_pixel_stride, taps_h, taps_w, act })
     if simd.vertical then -- border columns: pixels down a column
-      add("convgen_uk_dw", "dw_col", { ir.in_c, ir.depth_multiplier, ir.k_w, ir.s_h * p.in_stride.h, p.out_stride.h,
-        taps_h, taps_w, act })
+      add("convgen_uk_dw", "dw_col", { ir.in_c, ir.depth_multiplier, ir.k_w, ir.k_h * ir.k_w, ir.s_h * p.in_stride.h,
+        p.out_stride.h, taps_h, taps_w, act })
     end
   elseif simd.kind == "dense" then
     add("convgen_uk_conv", "conv", { simd.ci, ir.out_c, ir.k_w, #simd.taps, simd.pixel_stride, simd.out_pixel_stride,
@@ -211,8 +211,8 @@ hybrid_geometry = function(ir, p, ctx)
   else
     add("convgen_uk_conv", "conv", { simd.ci, ir.out_c, 1, 1, simd.pixel_stride, simd.out_pixel_stride, 0, 0, act })
     if simd.mid_microkernel then
-      add("convgen_uk_dw", "mid", { ir.in_c, ir.depth_multiplier, ir.k_w, ir.s_w * p.in_stride.w, p.mid_size,
-        taps_h, taps_w, "0" })
+      add("convgen_uk_dw", "mid", { ir.in_c, ir.depth_multiplier, ir.k_w, ir.k_h * ir.k_w, ir.s_w * p.in_stride.w,
+        p.mid_size, taps_h, taps_w, "0" })
     end
   end
   return concat(lines, "\n") .. "\n"

@@ -266,8 +266,10 @@ function M.plan(ir, options)
         or (p.act.axis_pass and 0) or nil
       -- The depthwise microkernel kind: dw for one multiplier, dwm for more.
       simd.dw_kind = (depthwise or separable) and (dm == 1 and "dw" or "dwm") or nil
-      -- narrow depthwise layers: 8-channel tiles (see AVX2_DEPTHWISE_NARROW)
-      if (depthwise or separable) and dm == 1 and ir.in_c <= AVX2_DEPTHWISE_NARROW then simd.dw_kind = "dwn" end
+      -- Narrow depthwise layers: 8-channel tiles (see AVX2_DEPTHWISE_NARROW).
+      -- A separable step always: dw reads a packed kernel, and the packed
+      -- array of a separable layer is its pointwise kernel.
+      if dm == 1 and (separable or depthwise and ir.in_c <= AVX2_DEPTHWISE_NARROW) then simd.dw_kind = "dwn" end
       -- A separable strip's depthwise step through the depthwise microkernel;
       -- otherwise pixel by pixel in the driver.
       simd.mid_microkernel = separable and dm <= M.MAX_UK_DM
@@ -353,7 +355,8 @@ function M.plan(ir, options)
     -- Separable border pixels: scalar depthwise into mid, then the pointwise
     -- step through a 1-pixel strip.
     simd.border_strip = separable and (#p.border_rows > 0 or #p.border_cols > 0)
-    if not (depthwise and hybrid) then
+    -- (A hybrid driver's dwn and dwm microkernels read the kernel as it is.)
+    if not (depthwise and hybrid and simd.dw_kind ~= "dw") then
       -- Weights packed tile by tile, [tile][tap * ci][16 or 8], zero-padded:
       -- Keras's layout would stride the rows by out_c floats, a new page per
       -- input channel once out_c reaches 1024. A depthwise kernel (one input
