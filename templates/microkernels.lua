@@ -97,11 +97,11 @@ M.kinds = {
   },
   {
     -- Narrow layers (up to 128 channels, measured): 8-channel tiles and
-    -- strips of up to 8 pixels; the 3x3 variant loads each input column once
-    -- per kernel row at stride 1.
+    -- strips of up to 8 pixels; the 3x3 and 1x3 variants load each input
+    -- column once per kernel row at stride 1.
     name = "dwn", template = "templates/microkernel_depthwise.c.in", geometry = "convgen_uk_dw",
     mr = { 1, 2, 3, 4, 5, 6, 7, 8 }, tile = 8,
-    fixed_taps = { { 3, 3 } },
+    fixed_taps = { { 3, 3 }, { 1, 3 } },
     what = "depthwise convolution, depth_multiplier 1, 8-channel tiles",
   },
   {
