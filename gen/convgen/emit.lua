@@ -220,14 +220,8 @@ end
 
 -- The SIMD strip functions of a plan: one per strip width it uses.
 local function strip_functions(ir, p, ctx, entry, act)
-  local widths = { p.simd.mr }
-  if p.simd.rest > 0 then widths[2] = p.simd.rest end
-  if p.simd.flat then -- a range of pixels may end with a strip of any narrower width
-    widths = {}
-    for w = p.simd.mr, 1, -1 do widths[#widths + 1] = w end
-  end
-  if p.simd.border_strip and p.simd.mr ~= 1 and p.simd.rest ~= 1 then widths[#widths + 1] = 1 end
   local simd = p.simd
+  local widths = simd.widths
   -- Only the weights the strip reads: its packed kernel (a separable strip:
   -- the pointwise one) and the bias; a depthwise strip reads its kernel as is.
   local params = ", const float *restrict " .. (simd.packed and simd.packed.name or simd.kernel)
@@ -286,9 +280,6 @@ local function strip_functions(ir, p, ctx, entry, act)
         channels = ir.out_c, act = simd.uk_act == nil and act,
       })
     end
-    -- interior strips, unless a row microkernel does them (a separable
-    -- layer's border pixels still call the 1-pixel strip)
-    if simd.row_microkernel then widths = simd.border_strip and { 1 } or {} end
     for _, mr in ipairs(widths) do out[#out + 1] = hybrid_strip(mr, false) end
     for _, mr in ipairs(simd.cstrips) do out[#out + 1] = hybrid_strip(mr, true) end
     return (concat(out, "\n"):gsub("\n$", ""))
@@ -300,20 +291,11 @@ local function strip_functions(ir, p, ctx, entry, act)
       out[#out + 1] = template.render("templates/strip_conv_avx2.c.in", strip_context(ir, p, ctx, mr, false))
     end
   end
-  for _, mr in ipairs(simd.mid_strip and simd.cstrips or {}) do
-    -- a separable layer's border pixels: its checked depthwise strip, then the pointwise strip
-    out[#out + 1] = concat({
-      format("/* %d output pixels whose taps may fall in the padding: only taps [kh0, kh1) x\n", mr),
-      " * [kw0, kw1) are inside the input for all of them. The depthwise step into a\n",
-      format(" * stack tile, then the pointwise strip over it (tiles as for %s__strip%d). */\n", ctx.name, mr),
-      format("static void %s__cstrip%d(const float *restrict in, float *restrict y, int ih0, int iw0, int kh0,\n",
-        ctx.name, mr),
-      format("    int kh1, int kw0, int kw1, int co0, int co1, int tail%s)\n{\n", ctx.rparams),
-      format("    float mid[%d];\n", mr * p.mid_size),
-      format("    %s__dwcstrip%d(in, mid, ih0, iw0, kh0, kh1, kw0, kw1, depthwise_kernel);\n", ctx.name, mr),
-      format("    %s__strip%d(mid, y, co0, co1, tail, %s%s);\n}", ctx.name, mr, simd.packed.name,
-        ir.use_bias and ", bias" or ""),
-    })
+  for _, mr in ipairs(simd.mid_strip and simd.cstrips or {}) do -- a separable layer's border strips
+    out[#out + 1] = template.render("templates/strip_separable_checked.c.in", {
+      name = ctx.name, mr = mr, mid_size = p.mid_size, rparams = ctx.rparams, kernel = simd.packed.name,
+      use_bias = ir.use_bias,
+    }):gsub("\n$", "")
   end
   for _, mr in ipairs(simd.mid_strip and {} or simd.cstrips) do -- border pixels, taps clipped at run time
     out[#out + 1] = simd.kind == "depthwise" and depthwise_strip(mr, true)

@@ -355,6 +355,18 @@ function M.plan(ir, options)
     -- Separable border pixels: scalar depthwise into mid, then the pointwise
     -- step through a 1-pixel strip.
     simd.border_strip = separable and (#p.border_rows > 0 or #p.border_cols > 0)
+    -- The interior strip functions, by width: the strip and the narrower last
+    -- one; every narrower width for a flat layer (a range of pixels may end
+    -- anywhere); none where a row microkernel does them; the 1-pixel strip
+    -- for separable border pixels.
+    local widths = { mr, simd.rest > 0 and simd.rest or nil }
+    if flat then
+      widths = {}
+      for w = mr, 1, -1 do widths[#widths + 1] = w end
+    end
+    if simd.row_microkernel then widths = {} end
+    if simd.border_strip and widths[#widths] ~= 1 then widths[#widths + 1] = 1 end -- widths descend
+    simd.widths = widths
     -- (A hybrid driver's dwn and dwm microkernels read the kernel as it is.)
     if not (depthwise and hybrid and simd.dw_kind ~= "dw") then
       -- Weights packed tile by tile, [tile][tap * ci][16 or 8], zero-padded:
