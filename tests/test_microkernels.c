@@ -130,39 +130,34 @@ static void check_strip(const variant *v, const strip_case *s, unsigned long lon
     const float *x = in + ((long)s->kh0 * s->d_h * cols + (long)s->kw0 * s->d_w) * ci;
     if (s->kh0 >= s->kh1 || s->kw0 >= s->kw1)
         x = in; /* no tap is read */
+    const float *b = s->bias ? bias : NULL;
+/* calls the variant through its table entry as a `type` */
+#define CALL_VARIANT(type, ...)                                         \
+    do {                                                                \
+        type fn;                                                        \
+        memcpy(&fn, &v->symbol->variant[v->isa], sizeof fn);            \
+        fn(__VA_ARGS__);                                                \
+    } while (0)
     if (dw) {
         struct convgen_uk_dw g = {ci, s->dm, s->k_w, taps, (ptrdiff_t)s->stride * ci, out_stride, (ptrdiff_t)s->d_h * cols * ci,
                                   (ptrdiff_t)s->d_w * ci, s->act};
-        if (v->symbol->k_h && row) { /* a fixed kernel shape: every tap */
-            dw_fixed_row_fn fn;
-            memcpy(&fn, &v->symbol->variant[v->isa], sizeof fn);
-            fn(&g, x, out, w, s->bias ? bias : NULL, s->mr);
-        } else if (v->symbol->k_h) {
-            dw_fixed_fn fn;
-            memcpy(&fn, &v->symbol->variant[v->isa], sizeof fn);
-            fn(&g, x, out, w, s->bias ? bias : NULL);
-        } else if (row) {
-            dw_row_fn fn;
-            memcpy(&fn, &v->symbol->variant[v->isa], sizeof fn);
-            fn(&g, x, out, w, s->bias ? bias : NULL, s->kh0, s->kh1, s->kw0, s->kw1, s->mr);
-        } else {
-            dw_fn fn;
-            memcpy(&fn, &v->symbol->variant[v->isa], sizeof fn);
-            fn(&g, x, out, w, s->bias ? bias : NULL, s->kh0, s->kh1, s->kw0, s->kw1);
-        }
+        if (v->symbol->k_h && row) /* a fixed kernel shape: every tap */
+            CALL_VARIANT(dw_fixed_row_fn, &g, x, out, w, b, s->mr);
+        else if (v->symbol->k_h)
+            CALL_VARIANT(dw_fixed_fn, &g, x, out, w, b);
+        else if (row)
+            CALL_VARIANT(dw_row_fn, &g, x, out, w, b, s->kh0, s->kh1, s->kw0, s->kw1, s->mr);
+        else
+            CALL_VARIANT(dw_fn, &g, x, out, w, b, s->kh0, s->kh1, s->kw0, s->kw1);
     } else {
         struct convgen_uk_conv g = {ci, s->co, s->k_w, taps, (ptrdiff_t)s->stride * ci, out_stride,
                                     (ptrdiff_t)s->d_h * cols * ci, (ptrdiff_t)s->d_w * ci, s->act};
-        if (row) {
-            conv_row_fn fn;
-            memcpy(&fn, &v->symbol->variant[v->isa], sizeof fn);
-            fn(&g, x, out, w, s->bias ? bias : NULL, s->kh0, s->kh1, s->kw0, s->kw1, s->mr);
-        } else {
-            conv_fn fn;
-            memcpy(&fn, &v->symbol->variant[v->isa], sizeof fn);
-            fn(&g, x, out, w, s->bias ? bias : NULL, s->kh0, s->kh1, s->kw0, s->kw1);
-        }
+        if (row)
+            CALL_VARIANT(conv_row_fn, &g, x, out, w, b, s->kh0, s->kh1, s->kw0, s->kw1, s->mr);
+        else
+            CALL_VARIANT(conv_fn, &g, x, out, w, b, s->kh0, s->kh1, s->kw0, s->kw1);
     }
+#undef CALL_VARIANT
     long bad = harness_mismatch(out, want, out_n, 1e-5, 1e-5);
     if (bad >= 0)
         fail_msg("%s: mr %d ci %d co %d dm %d kernel %dx%d dilation %dx%d stride %d taps [%d,%d)x[%d,%d) act %d bias %d "

@@ -29,6 +29,22 @@ local function plus(expr, n)
   return expr .. " + " .. n
 end
 
+-- C for the input where a hybrid microkernel call starts: tap (kh0, kw0) of
+-- the pixel whose tap (0, 0) is at input (ih0, iw0); `in` when a tap range
+-- is empty (no tap is read). Each argument is C text, or a number (folded).
+local function first_tap(ir, p, ih0, iw0, kh0, kh1, kw0, kw1)
+  local function at(base, k0, d, stride)
+    if type(base) == "number" and type(k0) == "number" then return tostring((base + k0 * d) * stride) end
+    local c = type(k0) == "number" and plus(base, k0 * d) or (base .. " + " .. times(k0, d))
+    return times(c, stride)
+  end
+  local x = "in + " .. at(ih0, kh0, ir.d_h, p.in_stride.h) .. " + " .. at(iw0, kw0, ir.d_w, p.in_stride.w)
+  if type(kh0) == "number" and type(kh1) == "number" and type(kw0) == "number" and type(kw1) == "number" then
+    return kh0 < kh1 and kw0 < kw1 and x or "in"
+  end
+  return format("%s < %s && %s < %s\n        ? %s : in", kh0, kh1, kw0, kw1, x)
+end
+
 -- Indents every non-empty line of text by `prefix`.
 local function indent(text, prefix)
   return (text:gsub("([^\n]*)\n", function(line)
@@ -131,8 +147,7 @@ local function pixel_bodies(ir, p, act, ctx_name)
       return concat({
         format("    float mid[%d]; /* this pixel's depthwise results */\n", p.mid_size),
         "    /* the input at the first tap read (no tap is read when a range is empty) */\n",
-        format("    const float *x = kh0 < kh1 && kw0 < kw1\n        ? in + %s + %s : in;\n",
-          times("ih0 + " .. times("kh0", ir.d_h), p.in_stride.h), times("iw0 + " .. times("kw0", ir.d_w), p.in_stride.w)),
+        format("    const float *x = %s;\n", first_tap(ir, p, "ih0", "iw0", "kh0", "kh1", "kw0", "kw1")),
         format("    %s(&%s__mid, x, mid, depthwise_kernel, 0, kh0, kh1, kw0, kw1);\n",
           registry.generic_name(p.simd.dw_kind, 1), ctx_name),
         format("    %s__strip1(mid, y, 0, %d, 1, %s%s);\n", ctx_name, p.simd.full16, p.simd.packed.name,
@@ -275,8 +290,9 @@ local function strip_functions(ir, p, ctx, entry, act)
         times = times, name = ctx.name, mr = mr, depthwise = depthwise, checked = checked, fixed = fixed or false,
         microkernel = registry.generic_name(kind, mr, fixed), geometry = ctx.name .. (depthwise and "__dw" or "__conv"),
         kernel = simd.packed and simd.packed.name or simd.kernel, use_bias = ir.use_bias, params = params,
-        k_h = #simd.taps == 1 and 1 or ir.k_h, k_w = #simd.taps == 1 and 1 or ir.k_w, d_h = ir.d_h, d_w = ir.d_w,
-        in_stride_h = p.in_stride.h, pixel_in_stride = p.in_stride.w, out_pixel_stride = simd.out_pixel_stride,
+        k_h = #simd.taps == 1 and 1 or ir.k_h, k_w = #simd.taps == 1 and 1 or ir.k_w,
+        first_tap = checked and first_tap(ir, p, "ih0", "iw0", "kh0", "kh1", "kw0", "kw1"),
+        out_pixel_stride = simd.out_pixel_stride,
         channels = ir.out_c, act = simd.uk_act == nil and act,
       })
     end
@@ -338,9 +354,7 @@ local function border_columns_function(ir, p, ctx)
     add(format("    const int ih0 = %s;", plus(times("oh0", ir.s_h), -ir.pad_top)))
     add(format("    float *restrict y = out + %s;", times("oh0", p.out_stride.h)))
     for _, col in ipairs(p.border_cols) do
-      local iw = col.o * ir.s_w - ir.pad_left + col.first * ir.d_w -- the first tap read
-      local x = col.first < col.last and format("in + %s + %d", times("ih0", p.in_stride.h), iw * p.in_stride.w)
-        or "in"
+      local x = first_tap(ir, p, "ih0", col.o * ir.s_w - ir.pad_left, 0, ir.k_h, col.first, col.last)
       add(format("    %s(&%s__%s_col, %s, %s, %s, %s, 0, %d, %d, %d, count);",
         registry.generic_name(depthwise and simd.dw_kind or "conv", 0), name, depthwise and "dw" or "conv", x,
         plus("y", col.o * p.out_stride.w), simd.packed and simd.packed.name or simd.kernel, bias,
