@@ -8,7 +8,9 @@
  * geometric mean over the suite. A program that prints figures, never a test: the machine
  * is shared, so read medians and ratios.
  *
- *     build/bench/jit_bench [--quick]     (--quick: fewer repetitions, first layers only)
+ *     build/bench/jit_bench [--quick] [--only SUBSTRING]
+ * --quick: fewer repetitions, first layers only; --only: the layers whose
+ * name holds SUBSTRING (the medians and the mean are over those).
  */
 #define _POSIX_C_SOURCE 200809L
 #include "common.h"
@@ -25,7 +27,18 @@
 
 int main(int argc, char **argv)
 {
-    int quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
+    int quick = 0;
+    const char *only = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--quick") == 0)
+            quick = 1;
+        else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc)
+            only = argv[++i];
+        else {
+            fprintf(stderr, "usage: jit_bench [--quick] [--only SUBSTRING]\n");
+            return 2;
+        }
+    }
     int nlayers = quick ? 3 : bench_suite_size;
     int compiles = quick ? 3 : 7, runs = quick ? 3 : 5;
     convgen_context *ctx;
@@ -37,8 +50,11 @@ int main(int argc, char **argv)
            "tcc run", "cc run", "tcc GF/s", "cc GF/s", "tcc/cc");
     double build_tcc_all[64], log_ratio = 0;
     static double times[2][MAX_CALLS], ratios[MAX_CALLS];
+    int measured = 0;
     for (int i = 0; i < nlayers; i++) {
         const suite_layer *l = &bench_suite[i];
+        if (only && !strstr(l->name, only))
+            continue;
         ref_layer rl = bench_suite_ref(l);
         char text[1024], msg[2048];
         bench_suite_spec(l, text, sizeof text);
@@ -125,7 +141,7 @@ int main(int argc, char **argv)
                build[1] * 1e3, cached * 1e3, run[0] * 1e3, run[1] * 1e3, flops / run[0] * 1e-9,
                flops / run[1] * 1e-9, ratio);
         fflush(stdout);
-        build_tcc_all[i] = build[0];
+        build_tcc_all[measured++] = build[0];
         convgen_kernel_destroy(kernels[0]);
         convgen_kernel_destroy(kernels[1]);
         free(in);
@@ -133,8 +149,12 @@ int main(int argc, char **argv)
         for (int k = 0; k < 3; k++)
             free(w[k]);
     }
-    printf("median tcc build over the suite: %.2f ms\n", bench_median(build_tcc_all, nlayers) * 1e3);
-    printf("geometric mean of tcc/cc run time: %.2f\n", exp(log_ratio / nlayers));
+    if (measured == 0) {
+        fprintf(stderr, "jit_bench: no layer of the suite matches \"%s\"\n", only);
+        return 2;
+    }
+    printf("median tcc build over the suite: %.2f ms\n", bench_median(build_tcc_all, measured) * 1e3);
+    printf("geometric mean of tcc/cc run time: %.2f\n", exp(log_ratio / measured));
     convgen_context_destroy(ctx);
     return 0;
 }
