@@ -84,6 +84,9 @@ M.kinds = {
     name = "conv", template = "templates/microkernel_conv.c.in", geometry = "convgen_uk_conv",
     -- 6 pixels x 16 channels: 12 accumulators, 2 weight vectors, 1 input.
     mr = { 1, 2, 3, 4, 5, 6 },
+    -- A row variant ends in strips one narrower rather than in a strip of
+    -- 1 to 4 pixels, whose few accumulators cannot cover the FMA latency.
+    end_narrower = true,
     what = "dense convolution over a packed kernel (Conv1D, Conv2D, pointwise)",
   },
   {

@@ -190,8 +190,9 @@ static void test_variant(void **state)
         for (int k = 0; k < nkernels; k++) {
             for (int variant_no = 0; variant_no < 4; variant_no++, n++) {
                 const int dm = dwm ? multipliers[n % 8] : 1;
-                /* a row variant: 1 to 13 pixels, every remainder of its strips */
-                strip_case s = {.mr = v->symbol->mr ? v->symbol->mr : 1 + (n * 5) % 13, .ci = 1 + (n * 7) % 19, .co = channels[c] * dm, .dm = dm,
+                /* a row variant: 1 to 31 pixels, every remainder of its strips and the
+                 * endings in narrower strips */
+                strip_case s = {.mr = v->symbol->mr ? v->symbol->mr : 1 + (n * 5) % 31, .ci = 1 + (n * 7) % 19, .co = channels[c] * dm, .dm = dm,
                                 .k_h = kernels[k][0], .k_w = kernels[k][1], .d_h = 1 + (variant_no == 3),
                                 .d_w = 1 + (variant_no == 2), .stride = 1 + (n % 3 == 1), .act = n % 3,
                                 .bias = n % 4 != 1, .out_gap = (n % 5 == 0) ? 3 : 0};

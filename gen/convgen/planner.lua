@@ -317,6 +317,22 @@ function M.plan(ir, options)
       end
     end
     simd.rest_first = p.w_lo + simd.full_strips * mr -- column of the narrower last strip
+    -- The strips an interior or border row calls, as runs {width, count}:
+    -- full strips, then the narrower last one. A dense AVX2 row whose last
+    -- strip would be 1 to 4 pixels wide ends in strips of 5 instead (6a + r
+    -- = 6(a - 5 + r) + 5(6 - r)): a strip of r pixels keeps 2r accumulators,
+    -- too few to cover the FMA latency, and runs its taps at r/5 of the rate.
+    -- (A flat layer's pixel ranges come at run time: its driver does the same there.)
+    simd.end_in_fives = dense and not hybrid and mr == AVX2_MR
+    simd.runs = { { width = mr, count = simd.full_strips } }
+    if simd.end_in_fives and simd.rest > 0 and simd.rest < mr - 1
+      and simd.full_strips >= mr - 1 - simd.rest then
+      simd.runs[1].count = simd.full_strips - (mr - 1 - simd.rest)
+      simd.runs[2] = { width = mr - 1, count = mr - simd.rest }
+      if simd.runs[1].count == 0 then table.remove(simd.runs, 1) end
+    elseif simd.rest > 0 then
+      simd.runs[2] = { width = simd.rest, count = 1 }
+    end
     -- Dense and depthwise layers do their border pixels with the same tiles,
     -- taps clipped at run time (cstrip, dwcstrip); separable layers keep the
     -- scalar border pixels.
@@ -347,8 +363,7 @@ function M.plan(ir, options)
         end
       end
       if #p.border_rows > 0 then
-        use(mr)
-        use(width % mr)
+        for _, r in ipairs(simd.runs) do use(r.width) end
       end
       if #p.border_cols > 0 and (#p.border_rows > 0 or not simd.vertical) then use(1) end
     end
@@ -359,7 +374,8 @@ function M.plan(ir, options)
     -- one; every narrower width for a flat layer (a range of pixels may end
     -- anywhere); none where a row microkernel does them; the 1-pixel strip
     -- for separable border pixels.
-    local widths = { mr, simd.rest > 0 and simd.rest or nil }
+    local widths = {}
+    for _, r in ipairs(simd.runs) do widths[#widths + 1] = r.width end
     if flat then
       widths = {}
       for w = mr, 1, -1 do widths[#widths + 1] = w end
