@@ -529,7 +529,9 @@ function M.emit(ir, p, tensors, info)
       ctx.row_microkernel.mid_ranges = ranges(p.simd.fixed_taps, ir.k_h, ir.k_w)
     end
   end
-  ctx.microkernel_abi = p.target == "hybrid" and p.simd and microkernels.abi(ctx.ptrdiff):gsub("\n$", "") or false
+  -- A hybrid driver declares the microkernels it calls, once rendered (below).
+  local ABI_MARK = "\1CONVGEN_UK_ABI\1"
+  ctx.microkernel_abi = p.target == "hybrid" and p.simd and ABI_MARK or false
   if p.simd and p.simd.mid_microkernel then
     -- a separable strip's depthwise step, in calls of at most the widest depthwise microkernel
     local widest, chunks = registry.widest(p.simd.dw_kind), {}
@@ -571,6 +573,12 @@ function M.emit(ir, p, tensors, info)
   end
   ctx.provenance = provenance(ir, info, info.c_file)
   local c = template.render(layer_template, ctx)
+  if ctx.microkernel_abi then
+    local at = assert(c:find(ABI_MARK, 1, true))
+    local used = {}
+    for f in c:gmatch("convgen_uk_[%w_]+", at) do used[f] = true end
+    c = c:sub(1, at - 1) .. microkernels.abi(ctx.ptrdiff, used):gsub("\n$", "") .. c:sub(at + #ABI_MARK)
+  end
   if info.standalone or in_model then return c, nil end -- built in memory: no header wanted
   ctx.provenance = provenance(ir, info, info.h_file:match("[^/]*$"))
   ctx.usage = M.usage(name, at_runtime)

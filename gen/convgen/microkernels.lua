@@ -13,21 +13,31 @@ local function geometry_of(kind)
 end
 
 -- The calling convention: geometry structs, the ISA-neutral prototypes and
--- the pack function. ptrdiff: the C type of an index. Memoized: every
--- in-process compile of a hybrid driver includes it.
-local abi_text = {}
-function M.abi(ptrdiff)
-  if abi_text[ptrdiff] then return abi_text[ptrdiff] end
-  local prototypes, seen = {}, {}
-  for _, v in ipairs(registry.variants()) do
-    if not seen[v.generic] then
-      seen[v.generic] = true
-      prototypes[#prototypes + 1] = { name = v.generic, geometry = geometry_of(v.kind), fixed = v.taps ~= nil,
-                                      row = v.mr == 0 }
+-- the pack function. ptrdiff: the C type of an index. used: a set of the
+-- ISA-neutral names to declare (a driver's, its structs under the guard
+-- CONVGEN_UK_ABI), or nil for all. Memoized for all.
+local abi_text, all_prototypes = {}, nil
+function M.abi(ptrdiff, used)
+  if not used and abi_text[ptrdiff] then return abi_text[ptrdiff] end
+  if not all_prototypes then
+    local seen = {}
+    all_prototypes = {}
+    for _, v in ipairs(registry.variants()) do
+      if not seen[v.generic] then
+        seen[v.generic] = true
+        all_prototypes[#all_prototypes + 1] = { name = v.generic, geometry = geometry_of(v.kind),
+                                                fixed = v.taps ~= nil, row = v.mr == 0 }
+      end
     end
   end
-  abi_text[ptrdiff] = template.render("templates/microkernel_abi.h.in", { ptrdiff = ptrdiff, prototypes = prototypes })
-  return abi_text[ptrdiff]
+  local prototypes = {}
+  for _, proto in ipairs(all_prototypes) do
+    if not used or used[proto.name] then prototypes[#prototypes + 1] = proto end
+  end
+  local text = template.render("templates/microkernel_abi.h.in",
+    { ptrdiff = ptrdiff, prototypes = prototypes, guard = used and "CONVGEN_UK_ABI" or false })
+  if not used then abi_text[ptrdiff] = text end
+  return text
 end
 
 -- The runtime's precompiled set: every variant, the pack function, and
