@@ -39,10 +39,17 @@ local function first_tap(ir, p, ih0, iw0, kh0, kh1, kw0, kw1)
     return times(c, stride)
   end
   local x = "in + " .. at(ih0, kh0, ir.d_h, p.in_stride.h) .. " + " .. at(iw0, kw0, ir.d_w, p.in_stride.w)
-  if type(kh0) == "number" and type(kh1) == "number" and type(kw0) == "number" and type(kw1) == "number" then
-    return kh0 < kh1 and kw0 < kw1 and x or "in"
+  -- the ranges' emptiness: folded where both ends are numbers
+  local tests = {}
+  for _, r in ipairs({ { kh0, kh1 }, { kw0, kw1 } }) do
+    if type(r[1]) == "number" and type(r[2]) == "number" then
+      if r[1] >= r[2] then return "in" end
+    else
+      tests[#tests + 1] = format("%s < %s", r[1], r[2])
+    end
   end
-  return format("%s < %s && %s < %s\n        ? %s : in", kh0, kh1, kw0, kw1, x)
+  if #tests == 0 then return x end
+  return format("%s\n        ? %s : in", concat(tests, " && "), x)
 end
 
 -- Indents every non-empty line of text by `prefix`.
@@ -193,7 +200,7 @@ strip_context = function(ir, p, ctx, mr, checked)
     blocks = simd.blocks, kernel = simd.packed.name, rows = simd.packed.rows, use_bias = ir.use_bias,
     act = function(var) return activations.apply(entry, var) end, params = params,
     vector_act = entry.avx2 and function(var) return activations.apply(entry, var, "avx2") end or false,
-    checked = checked, cname = "cstrip", in_stride_h = p.in_stride.h, pixel_in_stride = p.in_stride.w,
+    checked = checked, cname = "cstrip", sname = "strip", in_stride_h = p.in_stride.h, pixel_in_stride = p.in_stride.w,
     d_h = ir.d_h, d_w = ir.d_w, k_w = ir.k_w,
   }
 end
@@ -228,6 +235,11 @@ hybrid_geometry = function(ir, p, ctx)
     if simd.mid_microkernel then
       add("convgen_uk_dw", "mid", { ir.in_c, ir.depth_multiplier, ir.k_w, ir.k_h * ir.k_w, ir.s_w * p.in_stride.w,
         p.mid_size, taps_h, taps_w, "0" })
+    end
+    if simd.vertical then -- border columns: pixels down a column, into a chunk, then to the output column
+      add("convgen_uk_dw", "mid_col", { ir.in_c, ir.depth_multiplier, ir.k_w, ir.k_h * ir.k_w,
+        ir.s_h * p.in_stride.h, p.mid_size, taps_h, taps_w, "0" })
+      add("convgen_uk_conv", "conv_col", { simd.ci, ir.out_c, 1, 1, simd.pixel_stride, p.out_stride.h, 0, 0, act })
     end
   end
   return concat(lines, "\n") .. "\n"
@@ -266,19 +278,24 @@ local function strip_functions(ir, p, ctx, entry, act)
     })
   end
   if simd.mid_strip then -- a separable strip's depthwise step, into its stack tile
-    local function mid_strip(mr, checked)
+    -- vertical: checked, pixels down a column (a row apart in the input)
+    local function mid_strip(mr, checked, vertical)
       return template.render("templates/strip_depthwise_avx2.c.in", {
         times = times, plus = plus, name = ctx.name, mr = mr, taps = p.taps, c = ir.in_c,
         tap_rows = not checked and simd.mid_strip.tap_rows[mr] or false, ntaps = #p.taps, kernel = "depthwise_kernel",
-        keras_layout = true, pixel_stride = ir.s_w * p.in_stride.w, out_pixel_stride = p.mid_size,
+        keras_layout = true, pixel_stride = vertical and ir.s_h * p.in_stride.h or ir.s_w * p.in_stride.w,
+        out_pixel_stride = p.mid_size,
         blocks = simd.mid_strip.blocks, use_bias = false, act = act, params = ", const float *restrict depthwise_kernel",
-        vector_act = function(var) return var end, checked = checked or false, cname = "dwcstrip",
+        vector_act = function(var) return var end, checked = checked or false,
+        cname = vertical and "vdwcstrip" or "dwcstrip",
         in_stride_h = p.in_stride.h, pixel_in_stride = p.in_stride.w, d_h = ir.d_h, d_w = ir.d_w, k_w = ir.k_w,
       })
     end
     for _, mr in ipairs(simd.rest > 0 and { simd.mr, simd.rest } or { simd.mr }) do out[#out + 1] = mid_strip(mr) end
     -- border pixels: the checked depthwise strip (the pointwise one follows)
     for _, mr in ipairs(simd.cstrips) do out[#out + 1] = mid_strip(mr, true) end
+    -- border columns: the same down a column, pixels a row apart
+    for _, mr in ipairs(simd.vstrips or {}) do out[#out + 1] = mid_strip(mr, true, true) end
   end
   if p.target == "hybrid" then
     out[#out + 1] = hybrid_geometry(ir, p, ctx)
@@ -310,7 +327,16 @@ local function strip_functions(ir, p, ctx, entry, act)
   for _, mr in ipairs(simd.mid_strip and simd.cstrips or {}) do -- a separable layer's border strips
     out[#out + 1] = template.render("templates/strip_separable_checked.c.in", {
       name = ctx.name, mr = mr, mid_size = p.mid_size, rparams = ctx.rparams, kernel = simd.packed.name,
-      use_bias = ir.use_bias,
+      use_bias = ir.use_bias, vertical = false,
+    }):gsub("\n$", "")
+  end
+  for _, mr in ipairs(simd.mid_strip and simd.vstrips or {}) do -- a separable layer's border columns
+    local c = strip_context(ir, p, ctx, mr, false)
+    c.sname, c.out_pixel_stride = "vstrip", p.out_stride.h
+    out[#out + 1] = template.render("templates/strip_conv_avx2.c.in", c)
+    out[#out + 1] = template.render("templates/strip_separable_checked.c.in", {
+      name = ctx.name, mr = mr, mid_size = p.mid_size, rparams = ctx.rparams, kernel = simd.packed.name,
+      use_bias = ir.use_bias, vertical = true,
     }):gsub("\n$", "")
   end
   for _, mr in ipairs(simd.mid_strip and {} or simd.cstrips) do -- border pixels, taps clipped at run time
@@ -349,7 +375,24 @@ local function border_columns_function(ir, p, ctx)
   local function add(line) lines[#lines + 1] = line end
   local bias = ir.use_bias and "bias" or "0"
   local depthwise = simd.kind == "depthwise"
-  if p.target == "hybrid" then
+  if p.target == "hybrid" and simd.chunk then
+    -- a separable layer: each column in chunks, the depthwise row microkernel
+    -- down the column into a stack tile, then the pointwise one from it
+    local B, K = simd.chunk, p.mid_size
+    add(format("    float mid[%d]; /* a chunk's depthwise results */", B * K))
+    add(format("    for (int r = 0; r < count; r += %d) {", B))
+    add(format("        const int n = count - r < %d ? count - r : %d;", B, B))
+    add(format("        const int ih0 = %s;", plus(times("oh0 + r", ir.s_h), -ir.pad_top)))
+    add(format("        float *restrict y = out + %s;", times("oh0 + r", p.out_stride.h)))
+    for _, col in ipairs(p.border_cols) do
+      local x = first_tap(ir, p, "ih0", col.o * ir.s_w - ir.pad_left, 0, ir.k_h, col.first, col.last)
+      add(format("        %s(&%s__mid_col, %s, mid, depthwise_kernel, 0, 0, %d, %d, %d, n);",
+        registry.generic_name(simd.dw_kind, 0), name, x, ir.k_h, col.first, col.last))
+      add(format("        %s(&%s__conv_col, mid, %s, %s, %s, 0, 1, 0, 1, n);", registry.generic_name("conv", 0),
+        name, plus("y", col.o * p.out_stride.w), simd.packed.name, bias))
+    end
+    add("    }")
+  elseif p.target == "hybrid" then
     -- the row microkernel with the column's geometry: one call per column
     add(format("    const int ih0 = %s;", plus(times("oh0", ir.s_h), -ir.pad_top)))
     add(format("    float *restrict y = out + %s;", times("oh0", p.out_stride.h)))
@@ -362,6 +405,7 @@ local function border_columns_function(ir, p, ctx)
     end
   else
     local args = depthwise and format(", %s%s", simd.packed.name, ir.use_bias and ", bias" or "")
+      or simd.kind == "separable" and format(", 0, %d, 1%s", simd.full16, ctx.rargs)
       or format(", 0, %d, 1, %s%s", simd.full16, simd.packed.name, ir.use_bias and ", bias" or "")
     local strip = depthwise and "vdwcstrip" or "vcstrip"
     add(format("    for (int oh = oh0; oh < oh0 + count; oh += %d) {", simd.vmr))
@@ -527,6 +571,10 @@ function M.emit(ir, p, tensors, info)
     if p.simd.chunk then -- a separable row's depthwise step
       ctx.row_microkernel.mid = registry.generic_name(p.simd.dw_kind, 0, p.simd.fixed_taps or nil)
       ctx.row_microkernel.mid_ranges = ranges(p.simd.fixed_taps, ir.k_h, ir.k_w)
+      -- a border row's: taps [kh0, kh1) only
+      ctx.row_microkernel.mid_clipped = registry.generic_name(p.simd.dw_kind, 0)
+      ctx.row_microkernel.border_first_tap = first_tap(ir, p, "ih0", plus(times("ow", ir.s_w), -ir.pad_left),
+        "kh0", "kh1", 0, ir.k_w)
     end
   end
   -- A hybrid driver declares the microkernels it calls, once rendered (below).

@@ -346,8 +346,9 @@ function M.plan(ir, options)
     -- needs each row complete in turn; a hybrid driver calls the row
     -- microkernel, which must apply the activation.)
     local interior_rows = p.h_hi - p.h_lo
-    simd.vertical = (dense or depthwise) and #p.border_cols > 0 and interior_rows >= 2 and not p.axis_pass
-      and (not hybrid or simd.row_microkernel) or false
+    -- (A hybrid separable layer's columns go in chunks, as its rows do.)
+    simd.vertical = (dense or depthwise or (hybrid and simd.chunk) or simd.mid_strip) and #p.border_cols > 0
+      and interior_rows >= 2 and not p.axis_pass and (not hybrid or simd.row_microkernel) or false
     if simd.vertical then
       simd.vmr = min(dense and AVX2_MR or mr, interior_rows)
       simd.vstrips = {}
@@ -419,8 +420,8 @@ function M.plan(ir, options)
   p.use_pixel_interior = rows_interior and cols_interior and p.unroll_taps and not p.simd
   -- a separable strip computes each pixel's depthwise results on its own
   p.use_depthwise_pixel = p.simd and separable and not p.simd.mid_microkernel and not p.simd.mid_strip or false
-  p.use_pixel_border = (#p.border_rows > 0 or #p.border_cols > 0 or not p.unroll_taps)
-    and not (p.simd and p.simd.checked)
+  p.use_pixel_border = (#p.border_rows > 0 or #p.border_cols > 0 and not (p.simd and p.simd.vertical)
+    or not p.unroll_taps) and not (p.simd and p.simd.checked)
   return p
 end
 
