@@ -173,8 +173,9 @@ static void check_strip(const variant *v, const strip_case *s, unsigned long lon
 }
 
 /* The same edge cases for every variant (a fixed kernel shape: that shape,
- * every tap; dwm: depth multipliers that divide a vector, and ones that do
- * not, so a vector's lanes straddle input channels). */
+ * every tap; a fixed geometry: its channels and stride, and no gap between
+ * output pixels; dwm: depth multipliers that divide a vector, and ones that
+ * do not, so a vector's lanes straddle input channels). */
 static void test_variant(void **state)
 {
     const variant *v = *state;
@@ -197,6 +198,9 @@ static void test_variant(void **state)
                                 .d_w = 1 + (variant_no == 2), .stride = 1 + (n % 3 == 1), .act = n % 3,
                                 .bias = n % 4 != 1, .out_gap = (n % 5 == 0) ? 3 : 0};
                 s.kh0 = 0, s.kh1 = s.k_h, s.kw0 = 0, s.kw1 = s.k_w;
+                if (v->symbol->c) { /* a fixed geometry: its channels and stride, dilation 1 along the width */
+                    s.co = v->symbol->c, s.stride = v->symbol->s, s.d_w = 1, s.out_gap = 0;
+                }
                 if (fixed) {
                     /* every tap: variant_no varies dilations, strides, activations */
                 } else if (variant_no == 1) { /* clipped as at a border: top-left, then bottom-right */

@@ -86,7 +86,8 @@ void convgen_uk_pack(const float *src, ptrdiff_t rows, ptrdiff_t columns, float 
       rows[v.generic] = {}
       order[#order + 1] = v.generic
       about[v.generic] = "\"" .. v.kind.name .. "\", " .. v.mr .. ", "
-        .. (v.taps and (v.taps[1] .. ", " .. v.taps[2]) or "0, 0")
+        .. (v.taps and (v.taps[1] .. ", " .. v.taps[2]) or "0, 0") .. ", "
+        .. (v.taps and v.taps.c and (v.taps.c .. ", " .. v.taps.s) or "0, 0")
     end
     rows[v.generic][isa_index[v.isa.name]] = v.name
   end
@@ -115,7 +116,7 @@ void convgen_uk_pack(const float *src, ptrdiff_t rows, ptrdiff_t columns, float 
   out[#out + 1] = "#ifdef CONVGEN_UK_X86\n#define CONVGEN_UK_AVX2(f) (convgen__uk_fn) f\n#else\n"
     .. "#define CONVGEN_UK_AVX2(f) NULL\n#endif\n\n"
   out[#out + 1] = "const struct convgen__uk_symbol convgen__uk_symbols[] = {\n" .. concat(lines, "\n")
-    .. "\n    {NULL, NULL, 0, 0, 0, {NULL}},\n};\n"
+    .. "\n    {NULL, NULL, 0, 0, 0, 0, 0, {NULL}},\n};\n"
   return concat(out)
 end
 
@@ -151,7 +152,8 @@ typedef void (*convgen__uk_fn)(void);
 struct convgen__uk_symbol {
     const char *name;
     const char *kind;
-    int mr, k_h, k_w;
+    int mr, k_h, k_w; /* strip width (0: a row variant); a fixed kernel shape, or 0, 0 */
+    int c, s;         /* a fixed geometry's channels and stride, or 0, 0 */
     convgen__uk_fn variant[CONVGEN__UK_ISAS];
 };
 extern const struct convgen__uk_symbol convgen__uk_symbols[];

@@ -273,9 +273,11 @@ function M.plan(ir, options)
       -- A separable strip's depthwise step through the depthwise microkernel;
       -- otherwise pixel by pixel in the driver.
       simd.mid_microkernel = separable and dm <= M.MAX_UK_DM
-      -- a depthwise microkernel made for this kernel shape (interior strips)
+      -- a depthwise microkernel made for this kernel shape (interior strips),
+      -- or for this shape, channel count and stride (channels_last: a pixel's
+      -- channels are contiguous, output pixels in_c * depth_multiplier apart)
       simd.fixed_taps = (depthwise or simd.mid_microkernel)
-        and microkernels.fixed_taps(simd.dw_kind, ir.k_h, ir.k_w) or false
+        and microkernels.fixed_taps(simd.dw_kind, ir.k_h, ir.k_w, dm == 1 and ir.in_c, ir.s_w, ir.d_w) or false
       -- A row's interior strips in one call of a row microkernel, when the
       -- microkernel applies the activation. A separable row goes in chunks:
       -- one depthwise row call into a stack tile of SEPARABLE_CHUNK floats
