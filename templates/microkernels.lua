@@ -63,6 +63,9 @@ M.isas = {
   },
   {
     name = "scalar", title = "portable C", lanes = 1, vec = "float", masked = false, cpu = "1",
+    -- No fixed-geometry variants: the table binds their names to the variant
+    -- for the same kernel shape, which reads the strides from the geometry.
+    geometries = false,
     opaque = function() return "" end,
     attribute = "", includes = {},
     zero = function() return "0.0f" end,
@@ -158,6 +161,7 @@ function M.variants()
     end
     for _, taps in ipairs(shapes) do
       for _, isa in ipairs(M.isas) do
+        if taps and taps.c and isa.geometries == false then goto next_isa end
         local strips = {}
         for _, mr in ipairs(kind.mr) do
           out[#out + 1] = { kind = kind, isa = isa, mr = mr, taps = taps or nil,
@@ -168,6 +172,7 @@ function M.variants()
         out[#out + 1] = { kind = kind, isa = isa, mr = 0, taps = taps or nil, strips = strips,
                           name = M.variant_name(kind.name, isa.name, 0, taps or nil),
                           generic = M.generic_name(kind.name, 0, taps or nil) }
+        ::next_isa::
       end
     end
   end

@@ -81,10 +81,14 @@ void convgen_uk_pack(const float *src, ptrdiff_t rows, ptrdiff_t columns, float 
   -- The dispatch table: one row per ISA-neutral name, a variant per ISA.
   local rows, order, isa_index, about = {}, {}, {}, {}
   for i, isa in ipairs(registry.isas) do isa_index[isa.name] = i end
+  local fallback = {}
   for _, v in ipairs(registry.variants()) do
     if not rows[v.generic] then
       rows[v.generic] = {}
       order[#order + 1] = v.generic
+      if v.taps and v.taps.c then
+        fallback[v.generic] = registry.generic_name(v.kind.name, v.mr, { v.taps[1], v.taps[2] })
+      end
       about[v.generic] = "\"" .. v.kind.name .. "\", " .. v.mr .. ", "
         .. (v.taps and (v.taps[1] .. ", " .. v.taps[2]) or "0, 0") .. ", "
         .. (v.taps and v.taps.c and (v.taps.c .. ", " .. v.taps.s) or "0, 0")
@@ -95,7 +99,8 @@ void convgen_uk_pack(const float *src, ptrdiff_t rows, ptrdiff_t columns, float 
   for _, generic in ipairs(order) do
     local cells = {}
     for i, isa in ipairs(registry.isas) do
-      local fn = rows[generic][i]
+      -- an ISA without a fixed-geometry variant: the same shape's variant
+      local fn = rows[generic][i] or fallback[generic] and rows[fallback[generic]][i]
       if isa.name == "avx2" then
         cells[i] = "CONVGEN_UK_AVX2(" .. fn .. ")"
       else
