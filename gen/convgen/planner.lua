@@ -336,17 +336,17 @@ function M.plan(ir, options)
       simd.runs[2] = { width = simd.rest, count = 1 }
     end
     -- Dense and depthwise layers do their border pixels with the same tiles,
-    -- taps clipped at run time (cstrip, dwcstrip); separable layers keep the
-    -- scalar border pixels.
-    -- (A separable layer with AVX2 depthwise strips, simd.mid_strip below,
-    -- does too: the checked depthwise strip, then the pointwise strip.)
+    -- taps clipped at run time (cstrip, dwcstrip); so does an AVX2 separable
+    -- layer with depth_multiplier 1 (simd.mid_strip): the checked depthwise
+    -- strip, then the pointwise strip. Other separable layers keep per-pixel
+    -- border code.
     simd.checked = dense or depthwise or (separable and not hybrid and dm == 1)
-    -- A dense or depthwise layer's border columns, over the interior rows,
-    -- go in strips down each column (vcstrip, vdwcstrip): as 1-pixel strips,
-    -- every pixel would stream the whole kernel for 2 FMAs per weight vector
-    -- (depthwise: 3 loads per 2 FMAs). (An axis pass
-    -- needs each row complete in turn; a hybrid driver calls the row
-    -- microkernel, which must apply the activation.)
+    -- Border columns, over the interior rows, go in strips down each column
+    -- (vcstrip, vdwcstrip; a hybrid separable layer: chunks): as 1-pixel
+    -- strips, every pixel would stream the whole kernel for 2 FMAs per weight
+    -- vector (depthwise: 3 loads per 2 FMAs). (An axis pass needs each row
+    -- complete in turn; a hybrid driver calls the row microkernel, which must
+    -- apply the activation.)
     local interior_rows = p.h_hi - p.h_lo
     -- (A hybrid separable layer's columns go in chunks, as its rows do.)
     simd.vertical = (dense or depthwise or (hybrid and simd.chunk) or simd.mid_strip) and #p.border_cols > 0
