@@ -76,8 +76,12 @@ $(BUILD)/gen/microkernels.c: $(MICROKERNEL_SOURCES) | $(BUILD)/.dir
 	@mkdir -p $(BUILD)/gen
 	lua5.4 tools/microkernels.lua $@ $(BUILD)/gen/microkernels.h
 $(BUILD)/gen/microkernels.h: $(BUILD)/gen/microkernels.c
+# microkernels.c is 85k generated lines: line tables only (-g1; backtraces
+# and profiles keep their names and lines) build it in 26 s instead of 39.
+# MICROKERNELS_CFLAGS= keeps CFLAGS' full debug information.
+MICROKERNELS_CFLAGS ?= -g1
 $(BUILD)/microkernels.o: $(BUILD)/gen/microkernels.c $(BUILD)/gen/microkernels.h
-	$(CC) $(WARN) $(CFLAGS) $(SANITIZE) -I$(BUILD)/gen -c $< -o $@
+	$(CC) $(WARN) $(CFLAGS) $(MICROKERNELS_CFLAGS) $(SANITIZE) -I$(BUILD)/gen -c $< -o $@
 
 $(BUILD)/%.o: runtime/%.c $(wildcard runtime/*.h include/*.h) gen/host.h $(BUILD)/gen/microkernels.h \
               | check-deps $(BUILD)/.dir

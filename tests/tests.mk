@@ -7,7 +7,7 @@ TEST_BINS   = $(addprefix $(BUILD)/tests/,$(TEST_NAMES)) $(if $(SANITIZE),,$(BUI
 
 # The library and its test under ThreadSanitizer: any report fails the run.
 TSAN_SOURCES = runtime/convgen.c runtime/backend.c runtime/jit.c runtime/npy.c runtime/fileio.c runtime/model_file.c \
-               gen/host.c $(BUILD)/embedded.c $(BUILD)/gen/microkernels.c
+               gen/host.c $(BUILD)/embedded.c $(BUILD)/tests/microkernels_tsan.o
 
 .PHONY: test
 
@@ -16,6 +16,10 @@ $(BUILD)/tests/test_reference: tests/test_reference.c tests/reference.c tests/re
 
 $(BUILD)/tests/%: tests/%.c tests/harness.c tests/harness.h tests/reference.c tests/reference.h $(BUILD)/libconvgen.a | check-deps $(BUILD)/.dir
 	$(CC) $(TEST_CFLAGS) -o $@ $< tests/harness.c tests/reference.c $(BUILD)/libconvgen.a $(CMOCKA_LIBS) $(HOST_LIBS)
+
+# the generated microkernels apart, with their debug flags (Makefile: MICROKERNELS_CFLAGS)
+$(BUILD)/tests/microkernels_tsan.o: $(BUILD)/gen/microkernels.c $(BUILD)/gen/microkernels.h | check-deps $(BUILD)/.dir
+	$(CC) $(TEST_CFLAGS) $(MICROKERNELS_CFLAGS) -fsanitize=thread -I$(BUILD)/gen -c $< -o $@
 
 $(BUILD)/tests/test_library_tsan: tests/test_library.c tests/harness.c tests/reference.c $(TSAN_SOURCES) \
                               $(wildcard runtime/*.h include/*.h) gen/host.h | check-deps $(BUILD)/.dir
