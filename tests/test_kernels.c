@@ -284,6 +284,18 @@ static void build_matrix(void)
         a->target = "avx2";
         a->baked = i % 2;
     }
+    /* First layers of image models: 3 input channels, 3x3 at stride 2 and
+     * 7x7 at stride 2 (the hybrid target has microkernels made for them),
+     * wide enough for strips of 6 and a narrower ending. */
+    for (int i = 0; i < 2; i++) {
+        ref_layer f = {.kind = REF_CONV, .rank = 2, .in_h = 9 + 4 * i, .in_w = 31 + 8 * i, .in_c = 3,
+                       .k_h = 3 + 4 * i, .k_w = 3 + 4 * i, .s_h = 2, .s_w = 2, .d_h = 1, .d_w = 1, .padding = "same",
+                       .filters = 19 + 13 * i, .groups = 1, .depth_multiplier = 1, .use_bias = i == 0,
+                       .activation = i ? "relu" : "relu6", .keras_version = 3};
+        kernel_case *a = add_case("avx2_first_layer", f, 1 + i);
+        a->target = "avx2";
+        a->baked = i;
+    }
     /* Wide separable layers: strips over a depthwise tile, every tile shape. */
     for (int i = 0; i < 3; i++) {
         ref_layer sep = {.kind = REF_SEPARABLE, .rank = 2 - (i == 2), .in_h = i == 2 ? 1 : 6, .in_w = 17, .in_c = 5 + i * 6,

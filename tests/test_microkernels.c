@@ -26,6 +26,7 @@ typedef void (*conv_fn)(const struct convgen_uk_conv *, const float *, float *, 
 typedef void (*dw_fn)(const struct convgen_uk_dw *, const float *, float *, const float *, const float *, int, int,
                       int, int);
 typedef void (*dw_fixed_fn)(const struct convgen_uk_dw *, const float *, float *, const float *, const float *);
+typedef void (*conv_fixed_fn)(const struct convgen_uk_conv *, const float *, float *, const float *, const float *);
 /* row variants: the same, then the number of pixels */
 typedef void (*conv_row_fn)(const struct convgen_uk_conv *, const float *, float *, const float *, const float *, int,
                             int, int, int, int);
@@ -33,6 +34,8 @@ typedef void (*dw_row_fn)(const struct convgen_uk_dw *, const float *, float *, 
                           int, int, int);
 typedef void (*dw_fixed_row_fn)(const struct convgen_uk_dw *, const float *, float *, const float *, const float *,
                                 int);
+typedef void (*conv_fixed_row_fn)(const struct convgen_uk_conv *, const float *, float *, const float *,
+                                  const float *, int);
 
 typedef struct {
     const struct convgen__uk_symbol *symbol;
@@ -152,13 +155,20 @@ static void check_strip(const variant *v, const strip_case *s, unsigned long lon
     } else {
         struct convgen_uk_conv g = {ci, s->co, s->k_w, taps, (ptrdiff_t)s->stride * ci, out_stride,
                                     (ptrdiff_t)s->d_h * cols * ci, (ptrdiff_t)s->d_w * ci, s->act};
-        if (row)
+        if (v->symbol->k_h && row) /* a fixed kernel shape: every tap */
+            CALL_VARIANT(conv_fixed_row_fn, &g, x, out, w, b, s->mr);
+        else if (v->symbol->k_h)
+            CALL_VARIANT(conv_fixed_fn, &g, x, out, w, b);
+        else if (row)
             CALL_VARIANT(conv_row_fn, &g, x, out, w, b, s->kh0, s->kh1, s->kw0, s->kw1, s->mr);
         else
             CALL_VARIANT(conv_fn, &g, x, out, w, b, s->kh0, s->kh1, s->kw0, s->kw1);
     }
 #undef CALL_VARIANT
-    long bad = harness_mismatch(out, want, out_n, 1e-5, 1e-5);
+    /* float sums of up to 7 x 7 x 19 products: the tolerance grows with their number */
+    const long terms = (long)(s->kh1 - s->kh0) * (s->kw1 - s->kw0) * (dw ? 1 : ci);
+    const double tol = 1e-5 * (terms > 64 ? (double)terms / 64.0 : 1.0);
+    long bad = harness_mismatch(out, want, out_n, tol, tol);
     if (bad >= 0)
         fail_msg("%s: mr %d ci %d co %d dm %d kernel %dx%d dilation %dx%d stride %d taps [%d,%d)x[%d,%d) act %d bias %d "
                  "gap %d: output[%ld] = %.9g, want %.9g",
@@ -173,8 +183,8 @@ static void check_strip(const variant *v, const strip_case *s, unsigned long lon
 }
 
 /* The same edge cases for every variant (a fixed kernel shape: that shape,
- * every tap; a fixed geometry: its channels and stride, and no gap between
- * output pixels; dwm: depth multipliers that divide a vector, and ones that
+ * every tap; a fixed geometry: its channels and stride, and for depthwise
+ * ones no gap between output pixels; dwm: depth multipliers that divide a vector, and ones that
  * do not, so a vector's lanes straddle input channels). */
 static void test_variant(void **state)
 {
@@ -183,6 +193,7 @@ static void test_variant(void **state)
     int kernels[][2] = {{1, 1}, {3, 3}, {2, 5}, {1, 4}};
     static const int multipliers[] = {2, 3, 1, 8, 5, 4, 9, 16};
     const int fixed = v->symbol->k_h > 0, nkernels = fixed ? 1 : 4, dwm = strcmp(v->symbol->kind, "dwm") == 0;
+    const int dw = strcmp(v->symbol->kind, "conv") != 0;
     if (fixed)
         kernels[0][0] = v->symbol->k_h, kernels[0][1] = v->symbol->k_w;
     unsigned long long seed = 0x9e3779b97f4a7c15ull;
@@ -198,8 +209,10 @@ static void test_variant(void **state)
                                 .d_w = 1 + (variant_no == 2), .stride = 1 + (n % 3 == 1), .act = n % 3,
                                 .bias = n % 4 != 1, .out_gap = (n % 5 == 0) ? 3 : 0};
                 s.kh0 = 0, s.kh1 = s.k_h, s.kw0 = 0, s.kw1 = s.k_w;
-                if (v->symbol->c) { /* a fixed geometry: its channels and stride, dilation 1 along the width */
+                if (v->symbol->c && dw) { /* a fixed geometry: its channels and stride, dilation 1 along the width */
                     s.co = v->symbol->c, s.stride = v->symbol->s, s.d_w = 1, s.out_gap = 0;
+                } else if (v->symbol->c) { /* conv: its input channels; any output channels and gap */
+                    s.ci = v->symbol->c, s.stride = v->symbol->s, s.d_w = 1;
                 }
                 if (fixed) {
                     /* every tap: variant_no varies dilations, strides, activations */

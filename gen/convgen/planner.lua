@@ -278,6 +278,12 @@ function M.plan(ir, options)
       -- channels are contiguous, output pixels in_c * depth_multiplier apart)
       simd.fixed_taps = (depthwise or simd.mid_microkernel)
         and microkernels.fixed_taps(simd.dw_kind, ir.k_h, ir.k_w, dm == 1 and ir.in_c, ir.s_w, ir.d_w) or false
+      -- a dense microkernel made for this kernel shape, input channel count
+      -- and stride (interior strips; channels_last: a kernel row's taps are
+      -- one run of k_w * in_c floats); a fixed shape alone gains nothing
+      local conv_taps = dense and p.in_stride.c == 1
+        and microkernels.fixed_taps("conv", ir.k_h, ir.k_w, ir.in_c, ir.s_w, ir.d_w)
+      simd.conv_taps = conv_taps and conv_taps.c and conv_taps or false
       -- A row's interior strips in one call of a row microkernel, when the
       -- microkernel applies the activation. A separable row goes in chunks:
       -- one depthwise row call into a stack tile of SEPARABLE_CHUNK floats
