@@ -307,14 +307,17 @@ static void build_matrix(void)
         a->baked = i % 2;
     }
     /* Separable layers with one multiplier: the depthwise step's AVX2 strips
-     * (8-channel tiles and a masked one), strides, dilation, 1D. */
+     * (8-channel tiles and a masked one), strides, dilation, 1D; the last
+     * two dilated over 32 channels, which the hybrid target's fixed-geometry
+     * depthwise microkernels take. */
     static const int sep1[][5] = {/* in_c, stride, dilation, rank, k */ {13, 1, 1, 2, 3}, {24, 2, 1, 2, 3},
-                                  {19, 1, 2, 2, 3}, {8, 1, 1, 1, 5}};
-    for (int i = 0; i < 4; i++) {
+                                  {19, 1, 2, 2, 3}, {8, 1, 1, 1, 5}, {32, 1, 4, 1, 3}, {32, 1, 2, 2, 3}};
+    for (int i = 0; i < 6; i++) {
         const int *m = sep1[i];
         ref_layer sep = {.kind = REF_SEPARABLE, .rank = m[3], .in_h = m[3] == 1 ? 1 : 7, .in_w = 20 + i,
                          .in_c = m[0], .k_h = m[3] == 1 ? 1 : m[4], .k_w = m[4], .s_h = m[3] == 1 ? 1 : m[1],
-                         .s_w = m[1], .d_h = m[3] == 1 ? 1 : m[2], .d_w = m[2], .padding = i == 3 ? "causal" : "same",
+                         .s_w = m[1], .d_h = m[3] == 1 ? 1 : m[2], .d_w = m[2],
+                         .padding = i == 3 || i == 4 ? "causal" : "same",
                          .filters = 9 + 7 * i, .groups = 1, .depth_multiplier = 1, .use_bias = i != 2,
                          .activation = i == 1 ? "swish" : "relu", .keras_version = 3};
         kernel_case *a = add_case("avx2_separable", sep, 1 + i % 2);

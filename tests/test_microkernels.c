@@ -209,9 +209,9 @@ static void test_variant(void **state)
                                 .d_w = 1 + (variant_no == 2), .stride = 1 + (n % 3 == 1), .act = n % 3,
                                 .bias = n % 4 != 1, .out_gap = (n % 5 == 0) ? 3 : 0};
                 s.kh0 = 0, s.kh1 = s.k_h, s.kw0 = 0, s.kw1 = s.k_w;
-                if (v->symbol->c && dw) { /* a fixed geometry: its channels and stride, dilation 1 along the width */
-                    s.co = v->symbol->c, s.stride = v->symbol->s, s.d_w = 1, s.out_gap = 0;
-                } else if (v->symbol->c) { /* conv: its input channels; any output channels and gap */
+                if (v->symbol->c && dw) { /* a fixed geometry: its channels and stride, any dilation */
+                    s.co = v->symbol->c, s.stride = v->symbol->s, s.out_gap = 0;
+                } else if (v->symbol->c) { /* conv: its input channels, dilation 1; any output channels and gap */
                     s.ci = v->symbol->c, s.stride = v->symbol->s, s.d_w = 1;
                 }
                 if (fixed) {
