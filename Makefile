@@ -70,7 +70,7 @@ $(BUILD)/embedded.c: tools/embed.lua $(LUA_MODULES) $(TEMPLATES) templates/micro
 # The runtime's precompiled microkernels, generated from their registry.
 # (Function attributes give the AVX2 variants their ISA: no -mavx2 here, so
 # the library runs on any x86-64 and picks its variants at run time.)
-MICROKERNEL_SOURCES = templates/microkernels.lua gen/convgen/microkernels.lua gen/convgen/template.lua \
+MICROKERNEL_SOURCES = templates/microkernels.lua gen/convgen/microkernels.lua gen/convgen/template.lua gen/convgen/strips.lua \
                       tools/microkernels.lua $(wildcard templates/microkernel_*.in)
 $(BUILD)/gen/microkernels.c: $(MICROKERNEL_SOURCES) | $(BUILD)/.dir
 	@mkdir -p $(BUILD)/gen

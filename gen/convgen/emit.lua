@@ -5,6 +5,7 @@ local template = require("convgen.template")
 local weights_mod = require("convgen.weights")
 local microkernels = require("convgen.microkernels")
 local registry = require("convgen.microkernel_registry")
+local strips = require("convgen.strips")
 
 local M = {}
 
@@ -552,7 +553,7 @@ function M.emit(ir, p, tensors, info)
     wparams = wparams, wargs = wargs, wlocals = wlocals,
     axes_in = axes(ir.rank, ir.channels_first, ir.in_h, ir.in_w, ir.in_c),
     axes_out = axes(ir.rank, ir.channels_first, ir.out_h, ir.out_w, ir.out_c),
-    guard = "CONVGEN_" .. name:upper() .. "_H", times = times, plus = plus,
+    guard = "CONVGEN_" .. name:upper() .. "_H", times = times, plus = plus, strip_loop = strips.loop,
   }
   -- A hybrid driver declares the microkernels it calls.
   ctx.mid_chunks = false

@@ -2,6 +2,7 @@
 -- into C: the runtime's precompiled set with its dispatch table, and the
 -- declarations a driver compiled on its own (libtcc) needs to call them.
 local registry = require("convgen.microkernel_registry")
+local strips = require("convgen.strips")
 local template = require("convgen.template")
 
 local M = {}
@@ -57,7 +58,7 @@ function M.runtime_source()
     if guard then out[#out + 1] = "#ifdef " .. guard .. "\n" end
     out[#out + 1] = template.render(v.mr == 0 and registry.row_template or v.kind.template,
       { name = v.name, mr = v.mr, isa = v.isa, kind = v.kind, ptrdiff = "ptrdiff_t", taps = v.taps or false,
-        strips = v.strips })
+        strips = v.strips, strip_loop = strips.loop })
     if guard then out[#out + 1] = "#endif\n" end
     out[#out + 1] = "\n"
   end

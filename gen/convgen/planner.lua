@@ -5,6 +5,7 @@
 local shapes = require("convgen.shapes")
 local activations = require("convgen.activations")
 local microkernels = require("convgen.microkernel_registry")
+local strips = require("convgen.strips")
 
 local M = {}
 
@@ -326,21 +327,11 @@ function M.plan(ir, options)
     end
     simd.rest_first = p.w_lo + simd.full_strips * mr -- column of the narrower last strip
     -- The strips an interior or border row calls, as runs {width, count}:
-    -- full strips, then the narrower last one. A dense AVX2 row whose last
-    -- strip would be 1 to 4 pixels wide ends in strips of 5 instead (6a + r
-    -- = 6(a - 5 + r) + 5(6 - r)): a strip of r pixels keeps 2r accumulators,
-    -- too few to cover the FMA latency, and runs its taps at r/5 of the rate.
-    -- (A flat layer's pixel ranges come at run time: its driver does the same there.)
+    -- full strips, then narrower ones. A dense AVX2 row ends in strips of 5
+    -- rather than in one of 1 to 4 pixels (strips.lua). A flat layer's pixel
+    -- ranges come at run time: its driver splits them the same way there.
     simd.end_in_fives = dense and not hybrid and mr == AVX2_MR
-    simd.runs = { { width = mr, count = simd.full_strips } }
-    if simd.end_in_fives and simd.rest > 0 and simd.rest < mr - 1
-      and simd.full_strips >= mr - 1 - simd.rest then
-      simd.runs[1].count = simd.full_strips - (mr - 1 - simd.rest)
-      simd.runs[2] = { width = mr - 1, count = mr - simd.rest }
-      if simd.runs[1].count == 0 then table.remove(simd.runs, 1) end
-    elseif simd.rest > 0 then
-      simd.runs[2] = { width = simd.rest, count = 1 }
-    end
+    simd.runs = strips.split(width, mr, simd.end_in_fives)
     -- Dense and depthwise layers do their border pixels with the same tiles,
     -- taps clipped at run time (cstrip, dwcstrip); so does an AVX2 separable
     -- layer with depth_multiplier 1 (simd.mid_strip): the checked depthwise
