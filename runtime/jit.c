@@ -84,7 +84,8 @@ static int add_microkernels(TCCState *s)
     const int isa = microkernel_isa();
     int ok = 1;
     for (const struct convgen__uk_symbol *u = convgen__uk_symbols; ok && u->name; u++)
-        ok = tcc_add_symbol(s, u->name, code_address(u->variant[isa])) == 0;
+        if (u->variant[isa]) /* NULL: this ISA has no such variant (a stand-in for another ISA's) */
+            ok = tcc_add_symbol(s, u->name, code_address(u->variant[isa])) == 0;
     void (*pack)(const float *, ptrdiff_t, ptrdiff_t, float *) = convgen_uk_pack;
     void *address;
     memcpy(&address, &pack, sizeof address);

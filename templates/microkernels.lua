@@ -93,9 +93,10 @@ M.kinds = {
     -- First layers of image models read 3 channels: their tap loops run 3
     -- steps, and the loop overhead costs a tenth of the time. Variants for
     -- the shapes and strides of the common ones (3x3 at stride 1 and 2, 7x7
-    -- at 2) with every tap written out and constant strides; the fixed
-    -- shapes alone are the other ISAs' stand-ins for them.
-    fixed_taps = { { 3, 3 }, { 7, 7 } },
+    -- at 2) with a kernel row's steps written out at constant offsets.
+    -- ISAs without fixed geometries get the shapes alone (stand_in_taps:
+    -- every tap, strides from the geometry) to bind those names to.
+    stand_in_taps = { { 3, 3 }, { 7, 7 } },
     fixed_geometries = {
       { taps = { 3, 3 }, channels = { 3 }, strides = { 1, 2 } },
       { taps = { 7, 7 }, channels = { 3 }, strides = { 2 } },
@@ -121,13 +122,15 @@ M.kinds = {
     -- Variants for a fixed shape and channel count at a fixed stride along
     -- the width, named _k<kh>x<kw>_c<channels>s<stride>: their pixel stride
     -- is a constant, so every input load is an offset from one pointer per
-    -- tap (per kernel row at stride 1 without dilation). With strides known
+    -- tap (per kernel row at stride 1 without dilation); at stride 1 the
+    -- taps may be dilated (dilated: the distance between taps comes at run
+    -- time; Keras allows no dilation with a stride). With strides known
     -- only at run time the compiler steps a pointer per load: twice the
     -- instructions, and 1.25x the time at stride 2 (measured on 64
     -- channels); a 1x3 step dilated by 8 over 32 channels ran at 29 GFLOP/s.
     fixed_geometries = {
-      { taps = { 3, 3 }, channels = { 16, 32, 64, 128 }, strides = { 1, 2 } },
-      { taps = { 1, 3 }, channels = { 16, 32, 64, 128 }, strides = { 1 } },
+      { taps = { 3, 3 }, channels = { 16, 32, 64, 128 }, strides = { 1, 2 }, dilated = true },
+      { taps = { 1, 3 }, channels = { 16, 32, 64, 128 }, strides = { 1 }, dilated = true },
     },
     what = "depthwise convolution, depth_multiplier 1, 8-channel tiles",
   },
@@ -169,6 +172,7 @@ function M.variants()
   for _, kind in ipairs(M.kinds) do
     local shapes = { false }
     for _, t in ipairs(kind.fixed_taps or {}) do shapes[#shapes + 1] = t end
+    for _, t in ipairs(kind.stand_in_taps or {}) do shapes[#shapes + 1] = { t[1], t[2], stand_in = true } end
     for _, g in ipairs(kind.fixed_geometries or {}) do
       for _, c in ipairs(g.channels) do
         for _, s in ipairs(g.strides) do shapes[#shapes + 1] = { g.taps[1], g.taps[2], c = c, s = s } end
@@ -177,6 +181,7 @@ function M.variants()
     for _, taps in ipairs(shapes) do
       for _, isa in ipairs(M.isas) do
         if taps and taps.c and isa.geometries == false then goto next_isa end
+        if taps and taps.stand_in and isa.geometries ~= false then goto next_isa end
         local strips = {}
         for _, mr in ipairs(kind.mr) do
           out[#out + 1] = { kind = kind, isa = isa, mr = mr, taps = taps or nil,
@@ -196,13 +201,12 @@ end
 
 -- The fixed kernel shape of a kind matching k_h x k_w, or nil; with c
 -- channels, stride s and dilation d along the width, a fixed geometry first
--- (a depthwise one takes any dilation; a conv one, whose kernel rows are
--- runs of k_w * c adjacent floats, only 1).
+-- (dilation 1, or any at stride 1 where the geometry is marked dilated).
 function M.fixed_taps(kind_name, k_h, k_w, c, s, d)
   for _, kind in ipairs(M.kinds) do
     if kind.name == kind_name then
       for _, g in ipairs(kind.fixed_geometries or {}) do
-        if g.taps[1] == k_h and g.taps[2] == k_w and (d == 1 or kind_name ~= "conv") then
+        if g.taps[1] == k_h and g.taps[2] == k_w and (d == 1 or g.dilated and s == 1) then
           for _, gc in ipairs(g.channels) do
             for _, gs in ipairs(g.strides) do
               if gc == c and gs == s then return { k_h, k_w, c = c, s = s } end

@@ -284,17 +284,23 @@ static void build_matrix(void)
         a->target = "avx2";
         a->baked = i % 2;
     }
-    /* First layers of image models: 3 input channels, 3x3 at stride 2 and
+    /* First layers of image models: 3 input channels, 3x3 at stride 1 and 2,
      * 7x7 at stride 2 (the hybrid target has microkernels made for them),
-     * wide enough for strips of 6 and a narrower ending. */
-    for (int i = 0; i < 2; i++) {
-        ref_layer f = {.kind = REF_CONV, .rank = 2, .in_h = 9 + 4 * i, .in_w = 31 + 8 * i, .in_c = 3,
-                       .k_h = 3 + 4 * i, .k_w = 3 + 4 * i, .s_h = 2, .s_w = 2, .d_h = 1, .d_w = 1, .padding = "same",
-                       .filters = 19 + 13 * i, .groups = 1, .depth_multiplier = 1, .use_bias = i == 0,
-                       .activation = i ? "relu" : "relu6", .keras_version = 3};
-        kernel_case *a = add_case("avx2_first_layer", f, 1 + i);
+     * wide enough for strips of 6 and a narrower ending; an activation the
+     * microkernels apply (one call per row) and one they do not (a call per
+     * strip); then strides (2, 1), and dilated rows (the generic kernels). */
+    static const int first[][5] = {/* k, s_h, s_w, d_h, swish */ {3, 2, 2, 1, 0}, {7, 2, 2, 1, 0}, {3, 1, 1, 1, 0},
+                                   {3, 2, 2, 1, 1}, {7, 2, 2, 1, 1}, {3, 1, 1, 1, 1}, {3, 2, 1, 1, 0},
+                                   {3, 1, 1, 2, 0}};
+    for (int i = 0; i < 8; i++) {
+        const int *m = first[i];
+        ref_layer f = {.kind = REF_CONV, .rank = 2, .in_h = 9 + m[0] - 3, .in_w = 31 + 2 * m[0] - 6, .in_c = 3,
+                       .k_h = m[0], .k_w = m[0], .s_h = m[1], .s_w = m[2], .d_h = m[3], .d_w = 1, .padding = "same",
+                       .filters = 19 + 13 * (i % 2), .groups = 1, .depth_multiplier = 1, .use_bias = i % 3 != 1,
+                       .activation = m[4] ? "swish" : i % 2 ? "relu" : "relu6", .keras_version = 3};
+        kernel_case *a = add_case("avx2_first_layer", f, 1 + i % 2);
         a->target = "avx2";
-        a->baked = i;
+        a->baked = i % 2;
     }
     /* Wide separable layers: strips over a depthwise tile, every tile shape. */
     for (int i = 0; i < 3; i++) {
@@ -323,6 +329,17 @@ static void build_matrix(void)
         kernel_case *a = add_case("avx2_separable", sep, 1 + i % 2);
         a->target = "avx2";
         a->baked = i % 2;
+    }
+    /* Depthwise layers the hybrid target's fixed-geometry microkernels take:
+     * 3x3 over 32 channels with dilated taps, 1x3 over 16 causal and dilated. */
+    for (int i = 0; i < 2; i++) {
+        ref_layer dw = {.kind = REF_DEPTHWISE, .rank = 2 - i, .in_h = i ? 1 : 9, .in_w = 23, .in_c = 32 - 16 * i,
+                        .k_h = i ? 1 : 3, .k_w = 3, .s_h = 1, .s_w = 1, .d_h = i ? 1 : 2, .d_w = 2 + i,
+                        .padding = i ? "causal" : "same", .filters = 0, .groups = 1, .depth_multiplier = 1,
+                        .use_bias = 1, .activation = i ? "relu" : "relu6", .keras_version = 3};
+        kernel_case *a = add_case("avx2_depthwise_dilated", dw, 1 + i);
+        a->target = "avx2";
+        a->baked = i;
     }
     /* Wide depthwise layers: every channel tile shape, strides, activations. */
     for (int i = 0; i < 3; i++) {

@@ -209,8 +209,10 @@ static void test_variant(void **state)
                                 .d_w = 1 + (variant_no == 2), .stride = 1 + (n % 3 == 1), .act = n % 3,
                                 .bias = n % 4 != 1, .out_gap = (n % 5 == 0) ? 3 : 0};
                 s.kh0 = 0, s.kh1 = s.k_h, s.kw0 = 0, s.kw1 = s.k_w;
-                if (v->symbol->c && dw) { /* a fixed geometry: its channels and stride, any dilation */
+                if (v->symbol->c && dw) { /* a fixed geometry: its channels and stride, dilated at stride 1 */
                     s.co = v->symbol->c, s.stride = v->symbol->s, s.out_gap = 0;
+                    if (s.stride > 1)
+                        s.d_w = 1;
                 } else if (v->symbol->c) { /* conv: its input channels, dilation 1; any output channels and gap */
                     s.ci = v->symbol->c, s.stride = v->symbol->s, s.d_w = 1;
                 }
@@ -264,8 +266,8 @@ int main(void)
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_pack);
     for (size_t i = 0; i < nsymbols; i++) {
         for (int isa = 0; isa < CONVGEN__UK_ISAS; isa++) {
-            if (!convgen__uk_cpu_runs(isa))
-                continue; /* not built for this machine, or the CPU cannot run it */
+            if (!convgen__uk_cpu_runs(isa) || !convgen__uk_symbols[i].variant[isa])
+                continue; /* not built for this machine, the CPU cannot run it, or no such variant */
             variant *v = &variants[n];
             v->symbol = &convgen__uk_symbols[i];
             v->isa = isa;

@@ -303,7 +303,7 @@ local function strip_functions(ir, p, ctx, entry, act)
     local depthwise = simd.kind == "depthwise"
     local kind = depthwise and simd.dw_kind or "conv"
     local function hybrid_strip(mr, checked)
-      local fixed = not checked and (depthwise and simd.fixed_taps or not depthwise and simd.conv_taps) or nil
+      local fixed = not checked and simd.uk_taps or nil
       return template.render("templates/strip_hybrid.c.in", {
         times = times, name = ctx.name, mr = mr, depthwise = depthwise, checked = checked, fixed = fixed or false,
         microkernel = registry.generic_name(kind, mr, fixed), geometry = ctx.name .. (depthwise and "__dw" or "__conv"),
@@ -560,7 +560,7 @@ function M.emit(ir, p, tensors, info)
   ctx.row_microkernel = false
   if p.simd and p.simd.row_microkernel then
     local depthwise = p.simd.kind == "depthwise"
-    local fixed = (depthwise and p.simd.fixed_taps or not depthwise and p.simd.conv_taps) or nil
+    local fixed = p.simd.uk_taps or nil
     local function ranges(taps, k_h, k_w) return taps and "" or format(", 0, %d, 0, %d", k_h, k_w) end
     ctx.row_microkernel = {
       name = registry.generic_name(depthwise and p.simd.dw_kind or "conv", 0, fixed),

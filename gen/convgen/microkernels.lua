@@ -107,7 +107,9 @@ void convgen_uk_pack(const float *src, ptrdiff_t rows, ptrdiff_t columns, float 
     for i, isa in ipairs(registry.isas) do
       -- an ISA without a fixed-geometry variant: the same shape's variant
       local fn = rows[generic][i] or fallback[generic] and rows[fallback[generic]][i]
-      if isa.name == "avx2" then
+      if not fn then -- a stand-in shape, made only for the ISAs without geometries
+        cells[i] = "NULL"
+      elseif isa.name == "avx2" then
         cells[i] = "CONVGEN_UK_AVX2(" .. fn .. ")"
       else
         cells[i] = "(convgen__uk_fn)" .. fn

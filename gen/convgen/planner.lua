@@ -279,12 +279,12 @@ function M.plan(ir, options)
       -- channels are contiguous, output pixels in_c * depth_multiplier apart)
       simd.fixed_taps = (depthwise or simd.mid_microkernel)
         and microkernels.fixed_taps(simd.dw_kind, ir.k_h, ir.k_w, dm == 1 and ir.in_c, ir.s_w, ir.d_w) or false
-      -- a dense microkernel made for this kernel shape, input channel count
-      -- and stride (interior strips; channels_last: a kernel row's taps are
-      -- one run of k_w * in_c floats); a fixed shape alone gains nothing
-      local conv_taps = dense and p.in_stride.c == 1
-        and microkernels.fixed_taps("conv", ir.k_h, ir.k_w, ir.in_c, ir.s_w, ir.d_w)
-      simd.conv_taps = conv_taps and conv_taps.c and conv_taps or false
+      -- The fixed taps of the layer's own microkernel (interior strips):
+      -- the depthwise ones above, or a dense microkernel made for this
+      -- kernel shape, input channel count and stride (a kernel row's taps
+      -- are one run of k_w * in_c floats; a fixed shape alone gains nothing).
+      local conv_taps = dense and microkernels.fixed_taps("conv", ir.k_h, ir.k_w, ir.in_c, ir.s_w, ir.d_w)
+      simd.uk_taps = depthwise and simd.fixed_taps or (conv_taps and conv_taps.c and conv_taps) or false
       -- A row's interior strips in one call of a row microkernel, when the
       -- microkernel applies the activation. A separable row goes in chunks:
       -- one depthwise row call into a stack tile of SEPARABLE_CHUNK floats
@@ -330,8 +330,8 @@ function M.plan(ir, options)
     -- full strips, then narrower ones. A dense AVX2 row ends in strips of 5
     -- rather than in one of 1 to 4 pixels (strips.lua). A flat layer's pixel
     -- ranges come at run time: its driver splits them the same way there.
-    simd.end_in_fives = dense and not hybrid and mr == AVX2_MR
-    simd.runs = strips.split(width, mr, simd.end_in_fives)
+    simd.end_narrower = dense and not hybrid and mr == AVX2_MR
+    simd.runs = strips.split(width, mr, simd.end_narrower)
     -- Dense and depthwise layers do their border pixels with the same tiles,
     -- taps clipped at run time (cstrip, dwcstrip); so does an AVX2 separable
     -- layer with depth_multiplier 1 (simd.mid_strip): the checked depthwise
