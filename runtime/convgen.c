@@ -34,13 +34,14 @@ typedef struct layer_code {
     size_t rows_per_item;
     size_t packed_size; /* > 0: the code also reads weights[num_weights], made by pack */
     void (*pack)(const float *const weights[], float *packed);
+    int packed_only;    /* -1, or the weight pack reads that the code reads only packed: no copy is kept */
     char weights_text[512]; /* "kernel (3, 3, 3, 4), bias (4,)" for messages */
 } layer_code;
 
 struct convgen_kernel {
     unsigned refs;
     layer_code *code;
-    float *weights[MAX_WEIGHTS];
+    float *weights[MAX_WEIGHTS]; /* copies (NULL: code->packed_only), then the packed one */
 };
 
 typedef struct cache_entry {
@@ -198,13 +199,16 @@ void convgen_kernel_destroy(convgen_kernel *k)
     free(k);
 }
 
-/* A kernel owning a copy of the weights; takes one reference to code. */
+/* A kernel owning a copy of the weights it reads (the packed kernel alone
+ * where the code reads no other form); takes one reference to code. */
 static convgen_kernel *kernel_new(layer_code *code, const float *const *weights)
 {
     convgen_kernel *k = calloc(1, sizeof *k);
     if (!k)
         return NULL;
     for (int i = 0; i < code->num_weights; i++) {
+        if (i == code->packed_only)
+            continue;
         size_t n = code->weight_count[i];
         /* 64-byte aligned: kernels that read the weights as they are (the
          * hybrid target's depthwise step) would otherwise split vector loads
@@ -231,7 +235,10 @@ static convgen_kernel *kernel_new(layer_code *code, const float *const *weights)
             return NULL;
         }
         k->weights[code->num_weights] = packed;
-        code->pack((const float *const *)k->weights, packed);
+        const float *from[MAX_WEIGHTS];
+        for (int i = 0; i < code->num_weights; i++)
+            from[i] = i == code->packed_only ? weights[i] : k->weights[i];
+        code->pack(from, packed);
     }
     k->refs = 1;
     code_retain(code);
@@ -239,13 +246,25 @@ static convgen_kernel *kernel_new(layer_code *code, const float *const *weights)
     return k;
 }
 
+/* Whether k was made from these weights: a weight kept only packed is
+ * packed again and compared in that form (the layout is a permutation with
+ * zero padding, so equal packed arrays mean equal weights). */
 static int same_weights(const convgen_kernel *k, const float *const *weights)
 {
-    for (int i = 0; i < k->code->num_weights; i++) {
-        if (memcmp(k->weights[i], weights[i], k->code->weight_count[i] * sizeof(float)) != 0)
+    const layer_code *code = k->code;
+    for (int i = 0; i < code->num_weights; i++) {
+        if (i != code->packed_only && memcmp(k->weights[i], weights[i], code->weight_count[i] * sizeof(float)) != 0)
             return 0;
     }
-    return 1;
+    if (code->packed_only < 0)
+        return 1;
+    float *again = malloc(code->packed_size * sizeof(float));
+    if (!again)
+        return 0; /* compiled again instead */
+    code->pack(weights, again);
+    int same = memcmp(again, k->weights[code->num_weights], code->packed_size * sizeof(float)) == 0;
+    free(again);
+    return same;
 }
 
 convgen_status convgen_kernel_run(const convgen_kernel *k, const float *input, float *output, int batch)
@@ -644,7 +663,10 @@ static convgen_status build_code(lua_State *L, int backend, layer_code **out, ch
     code->packed_size = (size_t)lua_tointeger(L, -1);
     lua_getfield(L, -2, "rows_per_item");
     code->rows_per_item = (size_t)lua_tointeger(L, -1);
-    lua_pop(L, 2);
+    lua_getfield(L, -3, "packed_source");
+    lua_getfield(L, -4, "packed_only");
+    code->packed_only = code->packed_size && lua_toboolean(L, -1) ? (int)lua_tointeger(L, -2) : -1;
+    lua_pop(L, 4);
     lua_getfield(L, -1, "weights");
     code->num_weights = (int)luaL_len(L, -1);
     if (code->num_weights + (code->packed_size > 0) > MAX_WEIGHTS) {

@@ -336,9 +336,28 @@ typedef struct {
 static thread_layer layers[LAYERS];
 static convgen_context *shared_ctx;
 
-static void make_layers(void)
+/* The Keras JSON of a 2D layer with a 3x3 kernel, "same" padding and ReLU. */
+static void layer_spec(const ref_layer *l, char *buf, size_t size)
 {
     static const char *const classes[] = {"Conv2D", "DepthwiseConv2D", "SeparableConv2D"};
+    char shape[32], fields[64] = "";
+    if (l->channels_first)
+        snprintf(shape, sizeof shape, "%d, %d, %d", l->in_c, l->in_h, l->in_w);
+    else
+        snprintf(shape, sizeof shape, "%d, %d, %d", l->in_h, l->in_w, l->in_c);
+    if (l->kind != REF_DEPTHWISE)
+        snprintf(fields, sizeof fields, "\"filters\": %d, ", l->filters);
+    if (l->kind != REF_CONV)
+        snprintf(fields + strlen(fields), sizeof fields - strlen(fields), "\"depth_multiplier\": %d, ",
+                 l->depth_multiplier);
+    snprintf(buf, size,
+             "{\"class_name\": \"%s\", \"config\": {%s\"kernel_size\": 3, \"padding\": \"same\","
+             " \"activation\": \"relu\", \"data_format\": \"%s\"}, \"build_config\": {\"input_shape\": [null, %s]}}",
+             classes[l->kind], fields, l->channels_first ? "channels_first" : "channels_last", shape);
+}
+
+static void make_layers(void)
+{
     for (int i = 0; i < LAYERS; i++) {
         thread_layer *t = &layers[i];
         ref_layer l = {.kind = (ref_kind)(i % 3), .rank = 2, .channels_first = i / 3, .in_h = 6 + i, .in_w = 5,
@@ -346,20 +365,7 @@ static void make_layers(void)
                        .filters = 4, .groups = 1, .depth_multiplier = 1 + i % 2, .use_bias = 1,
                        .activation = "relu", .keras_version = 3};
         t->layer = l;
-        char shape[32], fields[64] = "";
-        if (l.channels_first)
-            snprintf(shape, sizeof shape, "%d, %d, %d", l.in_c, l.in_h, l.in_w);
-        else
-            snprintf(shape, sizeof shape, "%d, %d, %d", l.in_h, l.in_w, l.in_c);
-        if (l.kind != REF_DEPTHWISE)
-            snprintf(fields, sizeof fields, "\"filters\": %d, ", l.filters);
-        if (l.kind != REF_CONV)
-            snprintf(fields + strlen(fields), sizeof fields - strlen(fields), "\"depth_multiplier\": %d, ",
-                     l.depth_multiplier);
-        snprintf(t->spec, sizeof t->spec,
-                 "{\"class_name\": \"%s\", \"config\": {%s\"kernel_size\": 3, \"padding\": \"same\","
-                 " \"activation\": \"relu\", \"data_format\": \"%s\"}, \"build_config\": {\"input_shape\": [null, %s]}}",
-                 classes[i % 3], fields, l.channels_first ? "channels_first" : "channels_last", shape);
+        layer_spec(&l, t->spec, sizeof t->spec);
         unsigned long long seed = 77 + (unsigned long long)i;
         for (int w = 0; w < ref_weight_count(&l); w++) {
             long n = ref_weight_size(&l, w);
@@ -374,6 +380,88 @@ static void make_layers(void)
         t->want = malloc((size_t)t->out_n * sizeof(float));
         harness_fill(t->input, t->in_n, &seed, -1.0f, 1.0f);
         ref_forward(&l, 1, t->input, (const float *const *)t->weights, t->want);
+    }
+}
+
+/* A kernel keeps only the packed copy of a weight its code reads packed
+ * (Conv2D's kernel, a separable layer's pointwise kernel, a wide depthwise
+ * kernel): the cache still tells equal weights, in other buffers, from
+ * weights differing in one value of that copy's source; both kernels compute
+ * their own weights' outputs. Both backends. */
+static void test_cache_packed_weights(void **state)
+{
+    (void)state;
+    static const struct {
+        ref_kind kind;
+        int in_c, filters, source; /* the weight that is packed */
+        convgen_backend backend;
+    } cases[] = {{REF_CONV, 5, 19, 0, CONVGEN_BACKEND_TCC},
+                 {REF_SEPARABLE, 6, 21, 1, CONVGEN_BACKEND_TCC},
+                 {REF_DEPTHWISE, 136, 0, 0, CONVGEN_BACKEND_TCC},
+                 {REF_CONV, 5, 19, 0, CONVGEN_BACKEND_CC}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        ref_layer l = {.kind = cases[c].kind, .rank = 2, .in_h = 7, .in_w = 13, .in_c = cases[c].in_c, .k_h = 3,
+                       .k_w = 3, .s_h = 1, .s_w = 1, .d_h = 1, .d_w = 1, .padding = "same",
+                       .filters = cases[c].filters, .groups = 1, .depth_multiplier = 1, .use_bias = 1,
+                       .activation = "relu", .keras_version = 3};
+        char text[512];
+        layer_spec(&l, text, sizeof text);
+        const int nw = ref_weight_count(&l);
+        float *w[3], *w2[3];
+        unsigned long long seed = 900 + c;
+        for (int i = 0; i < nw; i++) {
+            long n = ref_weight_size(&l, i);
+            w[i] = malloc((size_t)n * sizeof(float));
+            w2[i] = malloc((size_t)n * sizeof(float));
+            harness_fill(w[i], n, &seed, -0.5f, 0.5f);
+            memcpy(w2[i], w[i], (size_t)n * sizeof(float));
+        }
+        int oh, ow, oc;
+        ref_output_shape(&l, &oh, &ow, &oc);
+        long in_n = (long)l.in_h * l.in_w * l.in_c, out_n = (long)oh * ow * oc;
+        float *in = malloc((size_t)in_n * sizeof(float)), *want = malloc((size_t)out_n * sizeof(float));
+        float *got = malloc((size_t)out_n * sizeof(float));
+        harness_fill(in, in_n, &seed, -1.0f, 1.0f);
+
+        convgen_context *ctx;
+        convgen_context_create(&ctx);
+        convgen_spec spec = CONVGEN_SPEC_INIT;
+        spec.text = text;
+        spec.num_weights = nw;
+        spec.backend = cases[c].backend;
+        spec.weights = (const float *const *)w;
+        convgen_kernel *a, *b, *d;
+        char msg[1024];
+        assert_int_equal(convgen_compile(ctx, &spec, &a, msg, sizeof msg), CONVGEN_OK);
+        spec.weights = (const float *const *)w2; /* equal values, other buffers */
+        assert_int_equal(convgen_compile(ctx, &spec, &b, msg, sizeof msg), CONVGEN_OK);
+        assert_ptr_equal(a, b);
+        w2[cases[c].source][ref_weight_size(&l, cases[c].source) / 2] += 0.25f;
+        assert_int_equal(convgen_compile(ctx, &spec, &d, msg, sizeof msg), CONVGEN_OK);
+        assert_ptr_not_equal(d, a);
+        assert_int_equal(convgen_cache_size(ctx), 2);
+
+        const float *const *sets[2] = {(const float *const *)w, (const float *const *)w2};
+        convgen_kernel *kernels[2] = {a, d};
+        for (int k = 0; k < 2; k++) {
+            ref_forward(&l, 1, in, sets[k], want);
+            convgen_kernel_run(kernels[k], in, got, 1);
+            long bad = harness_mismatch(got, want, out_n, 1e-4, 1e-5);
+            if (bad >= 0)
+                fail_msg("case %zu kernel %d: output[%ld] = %g, want %g", c, k, bad, (double)got[bad],
+                         (double)want[bad]);
+        }
+        convgen_kernel_destroy(a);
+        convgen_kernel_destroy(b);
+        convgen_kernel_destroy(d);
+        convgen_context_destroy(ctx);
+        for (int i = 0; i < nw; i++) {
+            free(w[i]);
+            free(w2[i]);
+        }
+        free(in);
+        free(want);
+        free(got);
     }
 }
 
@@ -440,6 +528,7 @@ int main(void)
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_missing_compiler),
         cmocka_unit_test(test_cache),
+        cmocka_unit_test(test_cache_packed_weights),
         cmocka_unit_test(test_threads),
         cmocka_unit_test(test_rows_and_pool),
     };

@@ -259,8 +259,13 @@ function M.prepare(spec_text, label, input_shape_text, keras_version, weights_di
     packed_size = result.plan.simd and result.plan.simd.packed and result.plan.simd.packed.size or 0,
     rows_per_item = result.plan.unroll == "full" and 1 or ir.out_h, -- of the _rows entry point
   }
+  -- the weight the pack function reads (0-based), and whether the code
+  -- reads only its packed copy (the library then keeps no plain copy)
+  local packed = result.plan.simd and result.plan.simd.packed
+  info.packed_source, info.packed_only = -1, false
   for i, w in ipairs(ir.weights) do
     info.weights[i] = { name = w.name, count = w.count, shape = weights.show_shape(w.shape) }
+    if packed and w.name == packed.source then info.packed_source, info.packed_only = i - 1, not packed.plain_read end
   end
   if weights_dir then
     local loaded

@@ -475,7 +475,7 @@ packed_weights = function(ir, p, tensors, at_runtime, ctx)
     ra[i] = ", " .. n
   end
   ctx.rparams, ctx.rargs = concat(rp), concat(ra)
-  if not p.use_pixel_border or p.simd.border_strip then
+  if not packed.plain_read then
     -- No border pixel reads the plain kernel: only its packed copy is used.
     ctx.xparams, ctx.xargs = ctx.rparams, ctx.rargs
     ctx.pparams, ctx.pargs = ctx.rparams, ctx.rargs

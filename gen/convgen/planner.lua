@@ -421,6 +421,11 @@ function M.plan(ir, options)
   p.use_depthwise_pixel = p.simd and separable and not p.simd.mid_microkernel and not p.simd.mid_strip or false
   p.use_pixel_border = (#p.border_rows > 0 or #p.border_cols > 0 and not (p.simd and p.simd.vertical)
     or not p.unroll_taps) and not (p.simd and p.simd.checked)
+  -- Whether the code reads the plain kernel too, or only its packed copy
+  -- (border pixels done by scalar code read it; a separable strip's do not).
+  if p.simd and p.simd.packed then
+    p.simd.packed.plain_read = p.use_pixel_border and not p.simd.border_strip or false
+  end
   return p
 end
 
