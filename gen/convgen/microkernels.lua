@@ -17,23 +17,26 @@ end
 -- the pack function. ptrdiff: the C type of an index. used: a set of the
 -- ISA-neutral names to declare (a driver's, its structs under the guard
 -- CONVGEN_UK_ABI), or nil for all. Memoized for all.
-local abi_text, all_prototypes = {}, nil
+local abi_text, all_prototypes, prototype_index = {}, nil, nil
 function M.abi(ptrdiff, used)
   if not used and abi_text[ptrdiff] then return abi_text[ptrdiff] end
   if not all_prototypes then
-    local seen = {}
-    all_prototypes = {}
+    all_prototypes, prototype_index = {}, {}
     for _, v in ipairs(registry.variants()) do
-      if not seen[v.generic] then
-        seen[v.generic] = true
+      if not prototype_index[v.generic] then
         all_prototypes[#all_prototypes + 1] = { name = v.generic, geometry = geometry_of(v.kind),
                                                 fixed = v.taps ~= nil, row = v.mr == 0 }
+        prototype_index[v.generic] = #all_prototypes
       end
     end
   end
-  local prototypes = {}
-  for _, proto in ipairs(all_prototypes) do
-    if not used or used[proto.name] then prototypes[#prototypes + 1] = proto end
+  local prototypes = all_prototypes
+  if used then -- a driver's few, in the registry's order (not a walk over all of them)
+    local order = {}
+    for name in pairs(used) do order[#order + 1] = prototype_index[name] end
+    table.sort(order)
+    prototypes = {}
+    for i, at in ipairs(order) do prototypes[i] = all_prototypes[at] end
   end
   local text = template.render("templates/microkernel_abi.h.in",
     { ptrdiff = ptrdiff, prototypes = prototypes, guard = used and "CONVGEN_UK_ABI" or false })
