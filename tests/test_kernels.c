@@ -341,6 +341,18 @@ static void build_matrix(void)
         a->target = "avx2";
         a->baked = i;
     }
+    /* Depthwise layers of more than 128 channels: 16-channel tiles, strips
+     * down each column with their channel order alternating; an 8-channel
+     * tile after the 16s, then a masked one; a run ending in a narrower strip. */
+    for (int i = 0; i < 2; i++) {
+        ref_layer dw = {.kind = REF_DEPTHWISE, .rank = 2, .in_h = 8 + i, .in_w = 11 + 3 * i, .in_c = 136 + 14 * i,
+                        .k_h = 3, .k_w = 3, .s_h = 1 + i, .s_w = 1, .d_h = 1, .d_w = 1, .padding = "same",
+                        .filters = 0, .groups = 1, .depth_multiplier = 1, .use_bias = i == 0,
+                        .activation = i ? "relu" : "hard_swish", .keras_version = 3};
+        kernel_case *a = add_case("avx2_depthwise_columns", dw, 1 + i);
+        a->target = "avx2";
+        a->baked = i;
+    }
     /* Wide depthwise layers: every channel tile shape, strides, activations. */
     for (int i = 0; i < 3; i++) {
         ref_layer dw = {.kind = REF_DEPTHWISE, .rank = 2, .in_h = 7, .in_w = 13 + i, .in_c = 16 * i + 13, .k_h = 3,

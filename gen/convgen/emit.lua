@@ -268,8 +268,9 @@ local function strip_functions(ir, p, ctx, entry, act)
       }), "    ") .. "}\n"
   end
   local vector_act = entry.avx2 and function(var) return activations.apply(entry, var, "avx2") end or false
-  local function depthwise_strip(mr, checked)
+  local function depthwise_strip(mr, checked, descending)
     return template.render("templates/strip_depthwise_avx2.c.in", {
+      descending = descending or false,
       times = times, plus = plus, name = ctx.name, mr = mr, taps = simd.taps, c = ir.in_c,
       tap_rows = not checked and simd.tap_rows[mr] or false,
       ntaps = #simd.taps, kernel = simd.packed.name, keras_layout = false, cname = "dwcstrip",
@@ -282,7 +283,7 @@ local function strip_functions(ir, p, ctx, entry, act)
     -- vertical: checked, pixels down a column (a row apart in the input)
     local function mid_strip(mr, checked, vertical)
       return template.render("templates/strip_depthwise_avx2.c.in", {
-        times = times, plus = plus, name = ctx.name, mr = mr, taps = p.taps, c = ir.in_c,
+        descending = false, times = times, plus = plus, name = ctx.name, mr = mr, taps = p.taps, c = ir.in_c,
         tap_rows = not checked and simd.mid_strip.tap_rows[mr] or false, ntaps = #p.taps, kernel = "depthwise_kernel",
         keras_layout = true, pixel_stride = vertical and ir.s_h * p.in_stride.h or ir.s_w * p.in_stride.w,
         out_pixel_stride = p.mid_size,
@@ -321,6 +322,7 @@ local function strip_functions(ir, p, ctx, entry, act)
   for _, mr in ipairs(widths) do
     if simd.kind == "depthwise" then
       out[#out + 1] = depthwise_strip(mr, false)
+      if simd.column_major then out[#out + 1] = depthwise_strip(mr, false, true) end
     else
       out[#out + 1] = template.render("templates/strip_conv_avx2.c.in", strip_context(ir, p, ctx, mr, false))
     end
@@ -346,7 +348,8 @@ local function strip_functions(ir, p, ctx, entry, act)
   end
   for _, mr in ipairs(simd.kind == "depthwise" and simd.vstrips or {}) do -- border columns: pixels down a column
     out[#out + 1] = template.render("templates/strip_depthwise_avx2.c.in", {
-      times = times, plus = plus, name = ctx.name, mr = mr, taps = simd.taps, c = ir.in_c, tap_rows = false,
+      descending = false, times = times, plus = plus, name = ctx.name, mr = mr, taps = simd.taps, c = ir.in_c,
+      tap_rows = false,
       ntaps = #simd.taps, kernel = simd.packed.name, keras_layout = false, cname = "vdwcstrip",
       pixel_stride = ir.s_h * p.in_stride.h, out_pixel_stride = p.out_stride.h, blocks = simd.blocks,
       use_bias = ir.use_bias, act = act, params = params, vector_act = vector_act, checked = true,
