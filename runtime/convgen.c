@@ -59,6 +59,8 @@ struct convgen_context {
     cache_entry *entries;
     size_t nentries, entries_cap, limit;
     unsigned long long clock;
+    float *scratch; /* where same_weights packs a caller's weights, kept for the next lookup */
+    size_t scratch_size;
 };
 
 /* Reference counts of kernels and codes, which outlive their context. */
@@ -246,10 +248,12 @@ static convgen_kernel *kernel_new(layer_code *code, const float *const *weights)
     return k;
 }
 
-/* Whether k was made from these weights: a weight kept only packed is
- * packed again and compared in that form (the layout is a permutation with
- * zero padding, so equal packed arrays mean equal weights). */
-static int same_weights(const convgen_kernel *k, const float *const *weights)
+/* Under ctx->lock: whether k was made from these weights. A weight kept
+ * only packed is packed again, into the context's scratch (a fresh buffer
+ * of megabytes would cost its page faults on every lookup), and compared in
+ * that form: the layout is a permutation with zero padding, so equal packed
+ * arrays mean equal weights. */
+static int same_weights(convgen_context *ctx, const convgen_kernel *k, const float *const *weights)
 {
     const layer_code *code = k->code;
     for (int i = 0; i < code->num_weights; i++) {
@@ -258,13 +262,15 @@ static int same_weights(const convgen_kernel *k, const float *const *weights)
     }
     if (code->packed_only < 0)
         return 1;
-    float *again = malloc(code->packed_size * sizeof(float));
-    if (!again)
-        return 0; /* compiled again instead */
-    code->pack(weights, again);
-    int same = memcmp(again, k->weights[code->num_weights], code->packed_size * sizeof(float)) == 0;
-    free(again);
-    return same;
+    if (ctx->scratch_size < code->packed_size) {
+        float *bigger = realloc(ctx->scratch, code->packed_size * sizeof(float));
+        if (!bigger)
+            return 0; /* compiled again instead */
+        ctx->scratch = bigger;
+        ctx->scratch_size = code->packed_size;
+    }
+    code->pack(weights, ctx->scratch);
+    return memcmp(ctx->scratch, k->weights[code->num_weights], code->packed_size * sizeof(float)) == 0;
 }
 
 convgen_status convgen_kernel_run(const convgen_kernel *k, const float *input, float *output, int batch)
@@ -529,7 +535,7 @@ static convgen_kernel *cache_find(convgen_context *ctx, const char *key, size_t 
         cache_entry *e = &ctx->entries[i];
         if (e->hash != hash || e->key_len != len || memcmp(e->key, key, len) != 0)
             continue;
-        if (weights && num_weights == e->kernel->code->num_weights && same_weights(e->kernel, weights)) {
+        if (weights && num_weights == e->kernel->code->num_weights && same_weights(ctx, e->kernel, weights)) {
             e->used = ++ctx->clock;
             kernel_retain(e->kernel);
             return e->kernel;
@@ -600,6 +606,9 @@ void convgen_cache_clear(convgen_context *ctx)
     pthread_mutex_lock(&ctx->lock);
     while (ctx->nentries > 0)
         cache_drop(ctx, ctx->nentries - 1);
+    free(ctx->scratch);
+    ctx->scratch = NULL;
+    ctx->scratch_size = 0;
     pthread_mutex_unlock(&ctx->lock);
 }
 
