@@ -135,6 +135,19 @@ M.kinds = {
     what = "depthwise convolution, depth_multiplier 1, 8-channel tiles",
   },
   {
+    -- Whole small planes of 1024 channels or a multiple (pixels a multiple of
+    -- 4 KiB apart: a pixel's channel c maps to one L1 set in every pixel):
+    -- a block of 64 channels of the input rows read is copied into a stack
+    -- buffer, then each 16-channel tile computes the output rows [oh0, oh1)
+    -- from it, written out with the padding's taps left out (the avx2
+    -- target's simd.plane, as a precompiled function). Named
+    -- _<in_h>x<in_w>_k<kh>x<kw>_s<stride>, 'same' padding; g->c channels (a
+    -- multiple of 64); the scalar variant loops over the same geometry.
+    name = "dwplane", template = "templates/microkernel_plane.c.in", geometry = "convgen_uk_dw",
+    planes = { { in_h = 7, in_w = 7, k_h = 3, k_w = 3, stride = 1 } },
+    what = "a whole depthwise plane, depth_multiplier 1, rows [oh0, oh1), kernel packed",
+  },
+  {
     name = "dwm", template = "templates/microkernel_depthwise.c.in", geometry = "convgen_uk_dw",
     mr = { 1, 2, 3, 4 },
     fixed_taps = { { 3, 3 } },
@@ -178,6 +191,15 @@ function M.variants()
         for _, s in ipairs(g.strides) do shapes[#shapes + 1] = { g.taps[1], g.taps[2], c = c, s = s } end
       end
     end
+    for _, pl in ipairs(kind.planes or {}) do
+      local suffix = "_" .. pl.in_h .. "x" .. pl.in_w .. "_k" .. pl.k_h .. "x" .. pl.k_w .. "_s" .. pl.stride
+      for _, isa in ipairs(M.isas) do
+        out[#out + 1] = { kind = kind, isa = isa, mr = 0, plane = pl,
+                          name = "convgen_uk_" .. kind.name .. "_" .. isa.name .. suffix,
+                          generic = "convgen_uk_" .. kind.name .. suffix }
+      end
+    end
+    if kind.planes then shapes = {} end
     for _, taps in ipairs(shapes) do
       for _, isa in ipairs(M.isas) do
         if taps and taps.c and isa.geometries == false then goto next_isa end
@@ -216,6 +238,27 @@ function M.fixed_taps(kind_name, k_h, k_w, c, s, d)
       end
       for _, t in ipairs(kind.fixed_taps or {}) do
         if t[1] == k_h and t[2] == k_w then return t end
+      end
+    end
+  end
+  return nil
+end
+
+-- The plane variant for a depthwise layer (depth_multiplier 1, no
+-- dilation, equal strides) whose input, output and padding are a plane's
+-- ('same' padding, as the template computes it), as its ISA-neutral name, or nil.
+function M.plane(ir)
+  if ir.d_h ~= 1 or ir.d_w ~= 1 or ir.s_h ~= ir.s_w then return nil end
+  for _, kind in ipairs(M.kinds) do
+    for _, pl in ipairs(kind.planes or {}) do
+      local S = pl.stride
+      local oh, ow = (pl.in_h + S - 1) // S, (pl.in_w + S - 1) // S
+      if pl.in_h == ir.in_h and pl.in_w == ir.in_w and pl.k_h == ir.k_h and pl.k_w == ir.k_w and S == ir.s_h
+         and oh == ir.out_h and ow == ir.out_w
+         and ir.pad_top == math.max((oh - 1) * S + pl.k_h - pl.in_h, 0) // 2
+         and ir.pad_left == math.max((ow - 1) * S + pl.k_w - pl.in_w, 0) // 2 then
+        return "convgen_uk_" .. kind.name .. "_" .. pl.in_h .. "x" .. pl.in_w .. "_k" .. pl.k_h .. "x" .. pl.k_w
+          .. "_s" .. S
       end
     end
   end

@@ -43,6 +43,7 @@ typedef struct {
                                "hybrid" (built by tcc only, against the runtime's microkernels) */
     char *source;
     long packed_size;       /* floats of packed weights (weights at run time, SIMD strips) */
+    const char *reaches;    /* text the source must hold: the case reaches the code path it is for */
     float *weights[4];
     int nweights;
 } kernel_case;
@@ -353,6 +354,30 @@ static void build_matrix(void)
         a->target = "avx2";
         a->baked = i;
     }
+    /* Depthwise planes of 1024 channels or a multiple (planner: simd.plane):
+     * stride 1 and 2, dilation, a 1D layer in segments, no bias, an
+     * activation without a vector form, row ranges that copy part of the
+     * plane. */
+    ref_layer planes[] = {
+        {.kind = REF_DEPTHWISE, .rank = 2, .in_h = 7, .in_w = 7, .in_c = 1024, .k_h = 3, .k_w = 3, .s_h = 1,
+         .s_w = 1, .d_h = 1, .d_w = 1, .padding = "same", .groups = 1, .depth_multiplier = 1, .use_bias = 1,
+         .activation = "relu", .keras_version = 3},
+        {.kind = REF_DEPTHWISE, .rank = 2, .in_h = 8, .in_w = 8, .in_c = 1024, .k_h = 3, .k_w = 3, .s_h = 2,
+         .s_w = 2, .d_h = 1, .d_w = 1, .padding = "valid", .groups = 1, .depth_multiplier = 1, .use_bias = 0,
+         .activation = "gelu", .keras_version = 3},
+        {.kind = REF_DEPTHWISE, .rank = 2, .in_h = 6, .in_w = 5, .in_c = 2048, .k_h = 3, .k_w = 2, .s_h = 1,
+         .s_w = 1, .d_h = 2, .d_w = 2, .padding = "same", .groups = 1, .depth_multiplier = 1, .use_bias = 1,
+         .activation = "relu6", .keras_version = 3},
+        {.kind = REF_DEPTHWISE, .rank = 1, .in_h = 1, .in_w = 40, .in_c = 1024, .k_h = 1, .k_w = 5, .s_h = 1,
+         .s_w = 1, .d_h = 1, .d_w = 1, .padding = "causal", .groups = 1, .depth_multiplier = 1, .use_bias = 1,
+         .activation = "linear", .keras_version = 3},
+    };
+    for (int i = 0; i < (int)(sizeof planes / sizeof planes[0]); i++) {
+        kernel_case *a = add_case("avx2_depthwise_plane", planes[i], 1 + i % 2);
+        a->target = "avx2";
+        a->baked = i == 1;
+        a->reaches = "__plane(";
+    }
     /* Wide depthwise layers: every channel tile shape, strides, activations. */
     for (int i = 0; i < 3; i++) {
         ref_layer dw = {.kind = REF_DEPTHWISE, .rank = 2, .in_h = 7, .in_w = 13 + i, .in_c = 16 * i + 13, .k_h = 3,
@@ -460,6 +485,18 @@ static void build_matrix(void)
         kernel_case *h = add_case("hybrid_shapes", extra[i], 1 + i % 2);
         h->target = "hybrid";
         h->baked = i == 2;
+    }
+    /* A plane the dwplane microkernel is made for (relu, then linear without
+     * bias, baked); a plane of another size keeps the strips. */
+    for (int i = 0; i < 3; i++) {
+        ref_layer pl = {.kind = REF_DEPTHWISE, .rank = 2, .in_h = 7 + (i == 2), .in_w = 7, .in_c = 1024, .k_h = 3,
+                        .k_w = 3, .s_h = 1, .s_w = 1, .d_h = 1, .d_w = 1, .padding = "same", .groups = 1,
+                        .depth_multiplier = 1, .use_bias = i != 1, .activation = i == 1 ? "linear" : "relu6",
+                        .keras_version = 3};
+        kernel_case *h = add_case("hybrid_plane", pl, 1 + i % 2);
+        h->target = "hybrid";
+        h->baked = i == 1;
+        h->reaches = i == 2 ? "convgen_uk_dw_row_k3x3" : "convgen_uk_dwplane_7x7_k3x3_s1";
     }
     /* tf.keras's hard_sigmoid. */
     ref_layer k2 = {REF_CONV, 2, 0, 5, 5, 3, 3, 3, 1, 1, 1, 1, "same", 4, 1, 1, 1, "hard_sigmoid", 2};
@@ -710,6 +747,8 @@ static void test_case(void **state)
     const float *w[4] = {c->weights[0], c->weights[1], c->weights[2], c->weights[3]};
     ref_forward(&c->layer, c->batch, input, w, want);
 
+    if (c->reaches && !strstr(c->source, c->reaches))
+        fail_msg("%s: the generated source has no '%s': the case misses the path it tests", c->name, c->reaches);
     void *address;
     if (strcmp(c->target, "hybrid") == 0) {
         /* libtcc only, once per ISA: the driver calls whatever the runtime binds */

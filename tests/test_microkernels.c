@@ -233,6 +233,80 @@ static void test_variant(void **state)
     }
 }
 
+typedef void (*dw_plane_fn)(const struct convgen_uk_dw *, const float *, float *, const float *, const float *, int,
+                            int);
+
+/* A plane variant (kind dwplane): every output row of an in_h x in_w plane
+ * with 'same' padding, as one call and as uneven row ranges, for channel
+ * counts of 1024 and more (multiples of 64), each activation, with and
+ * without bias, against a naive loop; the item's input and output against
+ * guard pages, its input unchanged. */
+static void test_plane(void **state)
+{
+    const variant *v = *state;
+    const struct convgen__uk_symbol *sym = v->symbol;
+    const int H = sym->h, W = sym->w, KH = sym->k_h, KW = sym->k_w, S = sym->s;
+    const int OH = (H + S - 1) / S, OW = (W + S - 1) / S;
+    const int PT = ((OH - 1) * S + KH - H > 0 ? (OH - 1) * S + KH - H : 0) / 2;
+    const int PL = ((OW - 1) * S + KW - W > 0 ? (OW - 1) * S + KW - W : 0) / 2;
+    static const int channels[] = {1024, 64 * 17, 2048};
+    unsigned long long seed = 0x51ed2701ull;
+    dw_plane_fn fn;
+    memcpy(&fn, &sym->variant[v->isa], sizeof fn);
+    for (int n = 0; n < 6; n++) {
+        const int C = channels[n % 3], act = n % 3, use_bias = n != 4;
+        const long in_n = (long)H * W * C, out_n = (long)OH * OW * C;
+        float *x = malloc((size_t)in_n * sizeof *x), *w = malloc((size_t)KH * KW * C * sizeof *w);
+        float *bias = malloc((size_t)C * sizeof *bias), *want = malloc((size_t)out_n * sizeof *want);
+        float *packed = malloc((size_t)packed_size(KH * KW, C) * sizeof *packed);
+        harness_fill(x, in_n, &seed, -1.0f, 1.0f);
+        harness_fill(w, (long)KH * KW * C, &seed, -1.0f, 1.0f);
+        harness_fill(bias, C, &seed, -1.0f, 1.0f);
+        pack(w, KH * KW, C, packed);
+        for (int oh = 0; oh < OH; oh++)
+            for (int ow = 0; ow < OW; ow++)
+                for (int c = 0; c < C; c++) {
+                    double acc = use_bias ? bias[c] : 0.0;
+                    for (int kh = 0; kh < KH; kh++)
+                        for (int kw = 0; kw < KW; kw++) {
+                            int ih = oh * S - PT + kh, iw = ow * S - PL + kw;
+                            if (ih >= 0 && ih < H && iw >= 0 && iw < W)
+                                acc += (double)x[((long)ih * W + iw) * C + c] * w[(long)(kh * KW + kw) * C + c];
+                        }
+                    want[((long)oh * OW + ow) * C + c] = activate((float)acc, act);
+                }
+        const struct convgen_uk_dw g = {C, 1, KW, KH * KW, C, C, (ptrdiff_t)W * C, C, act};
+        for (int split = 0; split < 2; split++) {
+            harness_guarded gin, gout;
+            float *in = harness_guarded_alloc(&gin, in_n, n % 2);
+            float *out = harness_guarded_alloc(&gout, out_n, n % 2 == 0);
+            memcpy(in, x, (size_t)in_n * sizeof *in);
+            for (long i = 0; i < out_n; i++)
+                out[i] = SENTINEL;
+            if (split) { /* uneven ranges, last first, as threads may run them */
+                const int cut1 = OH / 3, cut2 = OH - OH / 4;
+                fn(&g, in, out, packed, use_bias ? bias : NULL, cut2, OH);
+                fn(&g, in, out, packed, use_bias ? bias : NULL, 0, cut1);
+                fn(&g, in, out, packed, use_bias ? bias : NULL, cut1, cut2);
+            } else {
+                fn(&g, in, out, packed, use_bias ? bias : NULL, 0, OH);
+            }
+            assert_memory_equal(in, x, (size_t)in_n * sizeof *in);
+            long bad = harness_mismatch(out, want, out_n, 1e-4, 1e-5);
+            if (bad >= 0)
+                fail_msg("%s: %d channels, act %d, bias %d, %s: output[%ld] = %.9g, reference %.9g", v->name, C,
+                         act, use_bias, split ? "row ranges" : "one call", bad, (double)out[bad], (double)want[bad]);
+            harness_guarded_free(&gin);
+            harness_guarded_free(&gout);
+        }
+        free(x);
+        free(w);
+        free(bias);
+        free(want);
+        free(packed);
+    }
+}
+
 /* convgen_uk_pack writes the layout the test packs by hand. */
 static void test_pack(void **state)
 {
@@ -274,7 +348,7 @@ int main(void)
             v->isa = isa;
             snprintf(v->name, sizeof v->name, "%s (%s)", v->symbol->name, isa_names[isa]);
             tests[n].name = v->name;
-            tests[n].test_func = test_variant;
+            tests[n].test_func = v->symbol->h ? test_plane : test_variant;
             tests[n].initial_state = v;
             n++;
         }

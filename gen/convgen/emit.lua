@@ -279,6 +279,13 @@ local function strip_functions(ir, p, ctx, entry, act)
       in_stride_h = p.in_stride.h, pixel_in_stride = p.in_stride.w, d_h = ir.d_h, d_w = ir.d_w, k_w = ir.k_w,
     })
   end
+  if simd.plane and p.target ~= "hybrid" then -- the whole layer, a block of channels at a time
+    return (template.render("templates/plane_depthwise_avx2.c.in", {
+      times = times, plus = plus, name = ctx.name, ir = ir, taps = simd.taps, ntaps = #simd.taps,
+      kernel = simd.packed.name, plane = simd.plane, use_bias = ir.use_bias, vector_act = vector_act, act = act,
+      params = params,
+    }):gsub("^\n", ""):gsub("\n$", ""))
+  end
   if simd.mid_strip then -- a separable strip's depthwise step, into its stack tile
     -- vertical: checked, pixels down a column (a row apart in the input)
     local function mid_strip(mr, checked, vertical)
@@ -317,6 +324,17 @@ local function strip_functions(ir, p, ctx, entry, act)
     end
     for _, mr in ipairs(widths) do out[#out + 1] = hybrid_strip(mr, false) end
     for _, mr in ipairs(simd.cstrips) do out[#out + 1] = hybrid_strip(mr, true) end
+    if simd.plane then -- the whole layer: the plane microkernel (planner: simd.plane)
+      out[#out + 1] = concat({
+        "/* Output rows [oh0, oh1) of an item: the runtime's plane microkernel. */",
+        format("static void %s__plane(const float *restrict in, float *restrict out, int oh0, int oh1%s)",
+          ctx.name, params),
+        "{",
+        format("    %s(&%s__dw, in, out, %s, %s, oh0, oh1);", simd.plane.microkernel, ctx.name, simd.packed.name,
+          ir.use_bias and "bias" or "0"),
+        "}",
+      }, "\n") .. "\n"
+    end
     return (concat(out, "\n"):gsub("\n$", ""))
   end
   for _, mr in ipairs(widths) do

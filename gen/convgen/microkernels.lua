@@ -25,7 +25,7 @@ function M.abi(ptrdiff, used)
     for _, v in ipairs(registry.variants()) do
       if not prototype_index[v.generic] then
         all_prototypes[#all_prototypes + 1] = { name = v.generic, geometry = geometry_of(v.kind),
-                                                fixed = v.taps ~= nil, row = v.mr == 0 }
+                                                fixed = v.taps ~= nil, row = v.mr == 0, plane = v.plane ~= nil }
         prototype_index[v.generic] = #all_prototypes
       end
     end
@@ -59,9 +59,9 @@ function M.runtime_source()
   for _, v in ipairs(registry.variants()) do
     local guard = v.isa.guard
     if guard then out[#out + 1] = "#ifdef " .. guard .. "\n" end
-    out[#out + 1] = template.render(v.mr == 0 and registry.row_template or v.kind.template,
+    out[#out + 1] = template.render(v.mr == 0 and not v.plane and registry.row_template or v.kind.template,
       { name = v.name, mr = v.mr, isa = v.isa, kind = v.kind, ptrdiff = "ptrdiff_t", taps = v.taps or false,
-        strips = v.strips, strip_loop = strips.loop })
+        strips = v.strips, strip_loop = strips.loop, plane = v.plane or false })
     if guard then out[#out + 1] = "#endif\n" end
     out[#out + 1] = "\n"
   end
@@ -98,9 +98,11 @@ void convgen_uk_pack(const float *src, ptrdiff_t rows, ptrdiff_t columns, float 
       if v.taps and v.taps.c then
         fallback[v.generic] = registry.generic_name(v.kind.name, v.mr, { v.taps[1], v.taps[2] })
       end
+      local pl = v.plane
       about[v.generic] = "\"" .. v.kind.name .. "\", " .. v.mr .. ", "
-        .. (v.taps and (v.taps[1] .. ", " .. v.taps[2]) or "0, 0") .. ", "
-        .. (v.taps and v.taps.c and (v.taps.c .. ", " .. v.taps.s) or "0, 0")
+        .. (pl and (pl.k_h .. ", " .. pl.k_w) or v.taps and (v.taps[1] .. ", " .. v.taps[2]) or "0, 0") .. ", "
+        .. (pl and ("0, " .. pl.stride) or v.taps and v.taps.c and (v.taps.c .. ", " .. v.taps.s) or "0, 0") .. ", "
+        .. (pl and (pl.in_h .. ", " .. pl.in_w) or "0, 0")
     end
     rows[v.generic][isa_index[v.isa.name]] = v.name
   end
@@ -132,7 +134,7 @@ void convgen_uk_pack(const float *src, ptrdiff_t rows, ptrdiff_t columns, float 
   out[#out + 1] = "#ifdef CONVGEN_UK_X86\n#define CONVGEN_UK_AVX2(f) (convgen__uk_fn) f\n#else\n"
     .. "#define CONVGEN_UK_AVX2(f) NULL\n#endif\n\n"
   out[#out + 1] = "const struct convgen__uk_symbol convgen__uk_symbols[] = {\n" .. concat(lines, "\n")
-    .. "\n    {NULL, NULL, 0, 0, 0, 0, 0, {NULL}},\n};\n"
+    .. "\n    {NULL, NULL, 0, 0, 0, 0, 0, 0, 0, {NULL}},\n};\n"
   return concat(out)
 end
 
@@ -148,7 +150,8 @@ function M.runtime_header()
     local n = v.mr == 0 and ", int n" or ""
     out[#out + 1] = "void " .. v.name .. "(const struct " .. geometry_of(v.kind) .. " *g, const float *x, float *y, "
       .. "const float *w, const float *bias"
-      .. (v.taps and (n .. ");\n") or (",\n    int kh0, int kh1, int kw0, int kw1" .. n .. ");\n"))
+      .. (v.plane and ", int oh0, int oh1);\n" or v.taps and (n .. ");\n")
+        or (",\n    int kh0, int kh1, int kw0, int kw1" .. n .. ");\n"))
   end
   local isas, names = {}, {}
   for i, isa in ipairs(registry.isas) do
@@ -169,7 +172,8 @@ struct convgen__uk_symbol {
     const char *name;
     const char *kind;
     int mr, k_h, k_w; /* strip width (0: a row variant); a fixed kernel shape, or 0, 0 */
-    int c, s;         /* a fixed geometry's channels and stride, or 0, 0 */
+    int c, s;         /* a fixed geometry's channels and stride, or 0, 0 (a plane: 0, its stride) */
+    int h, w;         /* a plane variant's input plane (kind "dwplane": arguments oh0, oh1), or 0, 0 */
     convgen__uk_fn variant[CONVGEN__UK_ISAS];
 };
 extern const struct convgen__uk_symbol convgen__uk_symbols[];
