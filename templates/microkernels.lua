@@ -143,8 +143,10 @@ M.kinds = {
     -- target's simd.plane, as a precompiled function). Named
     -- _<in_h>x<in_w>_k<kh>x<kw>_s<stride>, 'same' padding; g->c channels (a
     -- multiple of 64); the scalar variant loops over the same geometry.
-    name = "dwplane", template = "templates/microkernel_plane.c.in", geometry = "convgen_uk_dw",
-    planes = { { in_h = 7, in_w = 7, k_h = 3, k_w = 3, stride = 1 } },
+    -- (block, segment: the channels copied at a time and the output pixels
+    -- per run of accumulators, the avx2 target's planes too.)
+    name = "dwplane", template = "templates/plane_depthwise.c.in", geometry = "convgen_uk_dw",
+    planes = { { in_h = 7, in_w = 7, k_h = 3, k_w = 3, stride = 1 } }, block = 64, segment = 7,
     what = "a whole depthwise plane, depth_multiplier 1, rows [oh0, oh1), kernel packed",
   },
   {
@@ -177,6 +179,17 @@ end
 function M.generic_name(kind, mr, taps) return "convgen_uk_" .. kind .. suffix(kind, mr, taps) end
 function M.variant_name(kind, isa, mr, taps) return "convgen_uk_" .. kind .. "_" .. isa .. suffix(kind, mr, taps) end
 
+-- A plane's whole geometry, as the IR names it: 'same' padding, no dilation,
+-- the channel count g->c (C in the variant).
+local function plane_geometry(pl)
+  local S = pl.stride
+  local oh, ow = (pl.in_h + S - 1) // S, (pl.in_w + S - 1) // S
+  return { in_h = pl.in_h, in_w = pl.in_w, in_c = "C", out_h = oh, out_w = ow, k_h = pl.k_h, k_w = pl.k_w,
+           s_h = S, s_w = S, d_h = 1, d_w = 1,
+           pad_top = math.max((oh - 1) * S + pl.k_h - pl.in_h, 0) // 2,
+           pad_left = math.max((ow - 1) * S + pl.k_w - pl.in_w, 0) // 2 }
+end
+
 -- Every variant: { kind, isa, mr, taps, name, generic }, kinds, then kernel
 -- shapes (run-time ranges first), then ISAs, then widths, then the row
 -- variant (mr 0, with strips: the names of the widths it calls, by width).
@@ -192,11 +205,9 @@ function M.variants()
       end
     end
     for _, pl in ipairs(kind.planes or {}) do
-      local suffix = "_" .. pl.in_h .. "x" .. pl.in_w .. "_k" .. pl.k_h .. "x" .. pl.k_w .. "_s" .. pl.stride
       for _, isa in ipairs(M.isas) do
-        out[#out + 1] = { kind = kind, isa = isa, mr = 0, plane = pl,
-                          name = "convgen_uk_" .. kind.name .. "_" .. isa.name .. suffix,
-                          generic = "convgen_uk_" .. kind.name .. suffix }
+        out[#out + 1] = { kind = kind, isa = isa, mr = 0, plane = plane_geometry(pl),
+                          name = M.plane_name(kind.name, isa.name, pl), generic = M.plane_name(kind.name, nil, pl) }
       end
     end
     if kind.planes then shapes = {} end
@@ -244,22 +255,33 @@ function M.fixed_taps(kind_name, k_h, k_w, c, s, d)
   return nil
 end
 
+-- How planes are tiled: { block, segment } (the dwplane kind's).
+function M.plane_tiling()
+  for _, kind in ipairs(M.kinds) do
+    if kind.planes then return { block = kind.block, segment = kind.segment } end
+  end
+  error("no plane kind")
+end
+
+-- A plane variant's name (isa nil: the ISA-neutral one).
+function M.plane_name(kind_name, isa_name, pl)
+  return "convgen_uk_" .. kind_name .. (isa_name and ("_" .. isa_name) or "") .. "_" .. pl.in_h .. "x" .. pl.in_w
+    .. "_k" .. pl.k_h .. "x" .. pl.k_w .. "_s" .. pl.stride
+end
+
 -- The plane variant for a depthwise layer (depth_multiplier 1, no
--- dilation, equal strides) whose input, output and padding are a plane's
--- ('same' padding, as the template computes it), as its ISA-neutral name, or nil.
+-- dilation) whose input, output and padding are a plane's, as its
+-- ISA-neutral name, or nil.
 function M.plane(ir)
-  if ir.d_h ~= 1 or ir.d_w ~= 1 or ir.s_h ~= ir.s_w then return nil end
   for _, kind in ipairs(M.kinds) do
     for _, pl in ipairs(kind.planes or {}) do
-      local S = pl.stride
-      local oh, ow = (pl.in_h + S - 1) // S, (pl.in_w + S - 1) // S
-      if pl.in_h == ir.in_h and pl.in_w == ir.in_w and pl.k_h == ir.k_h and pl.k_w == ir.k_w and S == ir.s_h
-         and oh == ir.out_h and ow == ir.out_w
-         and ir.pad_top == math.max((oh - 1) * S + pl.k_h - pl.in_h, 0) // 2
-         and ir.pad_left == math.max((ow - 1) * S + pl.k_w - pl.in_w, 0) // 2 then
-        return "convgen_uk_" .. kind.name .. "_" .. pl.in_h .. "x" .. pl.in_w .. "_k" .. pl.k_h .. "x" .. pl.k_w
-          .. "_s" .. S
+      local g = plane_geometry(pl)
+      local same = true
+      for _, f in ipairs({ "in_h", "in_w", "out_h", "out_w", "k_h", "k_w", "s_h", "s_w", "d_h", "d_w", "pad_top",
+                           "pad_left" }) do
+        same = same and g[f] == ir[f]
       end
+      if same then return M.plane_name(kind.name, nil, pl) end
     end
   end
   return nil

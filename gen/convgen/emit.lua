@@ -15,20 +15,8 @@ local packed_weights, strip_context, hybrid_geometry -- defined below
 
 local format, concat = string.format, table.concat
 
--- `expr * k`, simplified for readable index arithmetic.
-local function times(expr, k)
-  if k == 0 then return "0" end
-  if k == 1 then return expr end
-  if expr:find("[%+%-]") then expr = "(" .. expr .. ")" end
-  return expr .. " * " .. k
-end
-
--- `expr + n`, simplified.
-local function plus(expr, n)
-  if n == 0 then return expr end
-  if n < 0 then return expr .. " - " .. -n end
-  return expr .. " + " .. n
-end
+-- `expr * k` and `expr + n`, simplified for readable index arithmetic.
+local times, plus = template.times, template.plus
 
 -- C for the input where a hybrid microkernel call starts: tap (kh0, kw0) of
 -- the pixel whose tap (0, 0) is at input (ih0, iw0); `in` when a tap range
@@ -280,10 +268,10 @@ local function strip_functions(ir, p, ctx, entry, act)
     })
   end
   if simd.plane and p.target ~= "hybrid" then -- the whole layer, a block of channels at a time
-    return (template.render("templates/plane_depthwise_avx2.c.in", {
-      times = times, plus = plus, name = ctx.name, ir = ir, taps = simd.taps, ntaps = #simd.taps,
-      kernel = simd.packed.name, plane = simd.plane, use_bias = ir.use_bias, vector_act = vector_act, act = act,
-      params = params,
+    return (template.render("templates/plane_depthwise.c.in", {
+      isa = false, name = ctx.name, plane = ir, taps = simd.taps, kernel = simd.packed.name,
+      block = simd.plane.block, segment = simd.plane.segment, use_bias = ir.use_bias, vector_act = vector_act,
+      act = act, params = params,
     }):gsub("^\n", ""):gsub("\n$", ""))
   end
   if simd.mid_strip then -- a separable strip's depthwise step, into its stack tile

@@ -101,7 +101,7 @@ void convgen_uk_pack(const float *src, ptrdiff_t rows, ptrdiff_t columns, float 
       local pl = v.plane
       about[v.generic] = "\"" .. v.kind.name .. "\", " .. v.mr .. ", "
         .. (pl and (pl.k_h .. ", " .. pl.k_w) or v.taps and (v.taps[1] .. ", " .. v.taps[2]) or "0, 0") .. ", "
-        .. (pl and ("0, " .. pl.stride) or v.taps and v.taps.c and (v.taps.c .. ", " .. v.taps.s) or "0, 0") .. ", "
+        .. (pl and ("0, " .. pl.s_h) or v.taps and v.taps.c and (v.taps.c .. ", " .. v.taps.s) or "0, 0") .. ", "
         .. (pl and (pl.in_h .. ", " .. pl.in_w) or "0, 0")
     end
     rows[v.generic][isa_index[v.isa.name]] = v.name

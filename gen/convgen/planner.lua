@@ -36,12 +36,12 @@ local AVX2_DEPTHWISE_MR = 4
 -- is gone before the second half is read.
 local AVX2_DEPTHWISE_NARROW = 128
 local AVX2_NARROW_MR, AVX2_NARROW_STRIDED_MR = 8, 6
--- Depthwise planes (simd.plane): channels per block copied into the stack
--- buffer, the buffer's bound in floats (16 KiB: it stays in L1), output
--- pixels per run of accumulators (2 vectors each: 14 of the 16 ymm), and the
--- bound on output pixels x taps, which sets the code's length (a 7x7 output
--- with a 3x3 kernel: 722 FMAs per tile).
-local PLANE_BLOCK, PLANE_BUFFER, PLANE_SEGMENT, PLANE_TAPS = 64, 4096, 7, 576
+-- Depthwise planes (simd.plane): the bound on the stack buffer in floats
+-- (16 KiB: it stays in L1) and on output pixels x taps, which sets the
+-- code's length (a 7x7 output with a 3x3 kernel: 722 FMAs per tile). The
+-- channels per block and output pixels per run of accumulators (2 vectors
+-- each: 14 of the 16 ymm) are the dwplane microkernels' (registry).
+local PLANE_BUFFER, PLANE_TAPS = 4096, 576
 
 -- Channel tiles for 8-lane vectors: 16-channel tiles, then one of 8, then
 -- a masked one for the rest.
@@ -365,23 +365,24 @@ function M.plan(ir, options)
     -- Small planes of 1024 channels or a multiple: input pixels lie a
     -- multiple of 4 KiB apart, so channel c of every pixel maps to one L1
     -- set (8 lines); a strip's 3 x 6 input lines per tile evict each other.
-    -- Such layers go a block of PLANE_BLOCK channels at a time: the block of
-    -- the input rows read is copied into a stack buffer, tile after tile
-    -- ([tile][pixel][16]: lines in consecutive sets), then each 16-channel
-    -- tile computes every output row from it, PLANE_SEGMENT pixels at a
-    -- time, border taps left out as the code is written. dw 3x3 7x7x1024:
-    -- 30.0 -> 20.2 us; at 960 channels (no aliasing) the strips already
-    -- reach 18 us, and at 512 the two are even; at 14x14 a plane is 4x the
-    -- buffer and 3x slower (measured).
+    -- Such layers go a block of channels at a time: the block of the input
+    -- rows read is copied into a stack buffer, tile after tile ([tile][pixel]
+    -- [16]: lines in consecutive sets), then each 16-channel tile computes
+    -- every output row from it, a segment of pixels at a time, border taps
+    -- left out as the code is written (templates/plane_depthwise.c.in).
+    -- dw 3x3 7x7x1024: 30.0 -> 16.2 us; at 960 channels (no aliasing) the
+    -- strips already reach 18 us, and at 512 the two are even; at 14x14 a
+    -- plane is 4x the buffer and 3x slower (measured). A hybrid driver calls
+    -- the plane microkernel made for the layer's geometry, if any, when it
+    -- applies the activation.
+    local tiling = microkernels.plane_tiling()
     local plane_px = ir.in_h * ir.in_w
-    -- (A hybrid driver: through the plane microkernel made for the layer's
-    -- geometry, if any, when it applies the activation.)
-    local plane_uk = hybrid and dm == 1 and ir.in_c % 1024 == 0 and simd.uk_act and not p.axis_pass
-      and microkernels.plane(ir)
-    simd.plane = depthwise and dm == 1 and ir.in_c % 1024 == 0 and not p.axis_pass and not flat
-      and (plane_uk or not hybrid and plane_px * PLANE_BLOCK <= PLANE_BUFFER
+    local plane_layer = depthwise and dm == 1 and ir.in_c % 1024 == 0 and not p.axis_pass and not flat
+    local plane_uk = plane_layer and hybrid and simd.uk_act and microkernels.plane(ir)
+    simd.plane = plane_layer
+      and (plane_uk or not hybrid and plane_px * tiling.block <= PLANE_BUFFER
         and ir.out_h * ir.out_w * ntaps <= PLANE_TAPS)
-      and { block = PLANE_BLOCK, segment = PLANE_SEGMENT, pixels = plane_px, microkernel = plane_uk or nil } or false
+      and { block = tiling.block, segment = tiling.segment, microkernel = plane_uk or nil } or false
     if simd.plane then simd.vertical, simd.column_major = false, false end
     if simd.vertical then
       simd.vmr = min(dense and AVX2_MR or mr, interior_rows)

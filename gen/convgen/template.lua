@@ -37,9 +37,24 @@ local function compile(name)
   return concat(code)
 end
 
+-- C index arithmetic, simplified for readability: `expr * k` (k a number or
+-- C text) and `expr + n` (n a number).
+function M.times(expr, k)
+  if k == 0 then return "0" end
+  if k == 1 then return expr end
+  if expr:find("[%+%-]") then expr = "(" .. expr .. ")" end
+  return expr .. " * " .. k
+end
+
+function M.plus(expr, n)
+  if n == 0 then return expr end
+  if n < 0 then return expr .. " - " .. -n end
+  return expr .. " + " .. n
+end
+
 -- What every template may use besides its context; any other name is an error.
 local BASE = setmetatable({ ipairs = ipairs, pairs = pairs, string = string, math = math,
-                            table = table, tostring = tostring, type = type }, {
+                            table = table, tostring = tostring, type = type, times = M.times, plus = M.plus }, {
   __index = function(_, k) error(format("template: undefined name '%s'", k), 2) end,
 })
 
