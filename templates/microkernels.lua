@@ -150,6 +150,19 @@ M.kinds = {
     what = "a whole depthwise plane, depth_multiplier 1, rows [oh0, oh1), kernel packed",
   },
   {
+    -- Whole planes of any size with 'same' padding at stride 1, no dilation,
+    -- depth_multiplier 1, for the narrow layers' kernel shape and channel
+    -- counts (the dwn kind's fixed geometries), the kernel in Keras layout:
+    -- one call for rows [oh0, oh1) of an item (g->in_h x g->in_w), every
+    -- border pixel a strip with its taps written out. Made for small planes,
+    -- where a driver's calls per row and per border strip, and the border
+    -- strips' run-time tap loops, cost a quarter of the time (16x16x16).
+    -- Named _k<kh>x<kw>_c<channels>; strips of up to `strip` pixels.
+    name = "dwsame", template = "templates/microkernel_dwsame.c.in", geometry = "convgen_uk_dw",
+    same = { taps = { 3, 3 }, channels = { 16, 32, 64, 128 } }, strip = 8,
+    what = "a whole depthwise plane, 'same' padding, stride 1, depth_multiplier 1, rows [oh0, oh1)",
+  },
+  {
     name = "dwm", template = "templates/microkernel_depthwise.c.in", geometry = "convgen_uk_dw",
     mr = { 1, 2, 3, 4 },
     fixed_taps = { { 3, 3 } },
@@ -210,7 +223,18 @@ function M.variants()
                           name = M.plane_name(kind.name, isa.name, pl), generic = M.plane_name(kind.name, nil, pl) }
       end
     end
-    if kind.planes then shapes = {} end
+    if kind.same then
+      -- the template writes the column windows of a kernel 3 wide
+      assert(kind.same.taps[2] == 3 and kind.same.taps[1] % 2 == 1, "dwsame: kernels k x 3, k odd")
+      for _, c in ipairs(kind.same.channels) do
+        local shape = { c = c, k_h = kind.same.taps[1], k_w = kind.same.taps[2] }
+        for _, isa in ipairs(M.isas) do
+          out[#out + 1] = { kind = kind, isa = isa, mr = 0, same = shape, name = M.same_name(kind.name, isa.name, shape),
+                            generic = M.same_name(kind.name, nil, shape) }
+        end
+      end
+    end
+    if kind.planes or kind.same then shapes = {} end
     for _, taps in ipairs(shapes) do
       for _, isa in ipairs(M.isas) do
         if taps and taps.c and isa.geometries == false then goto next_isa end
@@ -267,6 +291,30 @@ end
 function M.plane_name(kind_name, isa_name, pl)
   return "convgen_uk_" .. kind_name .. (isa_name and ("_" .. isa_name) or "") .. "_" .. pl.in_h .. "x" .. pl.in_w
     .. "_k" .. pl.k_h .. "x" .. pl.k_w .. "_s" .. pl.stride
+end
+
+-- A dwsame variant's name (isa nil: the ISA-neutral one).
+function M.same_name(kind_name, isa_name, shape)
+  return "convgen_uk_" .. kind_name .. (isa_name and ("_" .. isa_name) or "") .. "_k" .. shape.k_h .. "x" .. shape.k_w
+    .. "_c" .. shape.c
+end
+
+-- The dwsame variant for a depthwise layer (depth_multiplier 1) with
+-- 'same' padding at stride 1 and no dilation, as its ISA-neutral name, or nil.
+function M.same(ir)
+  if ir.s_h ~= 1 or ir.s_w ~= 1 or ir.d_h ~= 1 or ir.d_w ~= 1 or ir.out_h ~= ir.in_h or ir.out_w ~= ir.in_w
+    or ir.pad_top ~= (ir.k_h - 1) // 2 or ir.pad_left ~= (ir.k_w - 1) // 2 then
+    return nil
+  end
+  for _, kind in ipairs(M.kinds) do
+    local sm = kind.same
+    if sm and sm.taps[1] == ir.k_h and sm.taps[2] == ir.k_w then
+      for _, c in ipairs(sm.channels) do
+        if c == ir.in_c then return M.same_name(kind.name, nil, { c = c, k_h = ir.k_h, k_w = ir.k_w }) end
+      end
+    end
+  end
+  return nil
 end
 
 -- The plane variant for a depthwise layer (depth_multiplier 1, no

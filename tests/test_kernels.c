@@ -498,6 +498,32 @@ static void build_matrix(void)
         h->baked = i == 1;
         h->reaches = i == 2 ? "convgen_uk_dw_row_k3x3" : "convgen_uk_dwplane_7x7_k3x3_s1";
     }
+    /* Planes the dwsame microkernels are made for ('same', stride 1, 3x3,
+     * 16 to 128 channels): one interior pixel high or wide, strip remainders,
+     * bias or none, each activation they apply; then layers that keep the
+     * strips: stride 2, and gelu (the driver applies it). */
+    static const struct {
+        int h, w, c, s;
+        const char *act, *reaches;
+    } same[] = {
+        {16, 16, 16, 1, "relu", "convgen_uk_dwsame_k3x3_c16("},
+        {3, 5, 32, 1, "relu6", "convgen_uk_dwsame_k3x3_c32("},
+        {9, 3, 64, 1, "linear", "convgen_uk_dwsame_k3x3_c64("},
+        {5, 11, 128, 1, "relu6", "convgen_uk_dwsame_k3x3_c128("},
+        {6, 18, 32, 1, "relu", "convgen_uk_dwsame_k3x3_c32("},
+        {8, 9, 16, 2, "relu", "convgen_uk_dwn_row_k3x3_c16s2("},
+        {6, 7, 32, 1, "gelu", "convgen_uk_dwn_5x8_k3x3_c32s1("},
+    };
+    for (int i = 0; i < (int)(sizeof same / sizeof same[0]); i++) {
+        ref_layer l = {.kind = REF_DEPTHWISE, .rank = 2, .in_h = same[i].h, .in_w = same[i].w, .in_c = same[i].c,
+                       .k_h = 3, .k_w = 3, .s_h = same[i].s, .s_w = same[i].s, .d_h = 1, .d_w = 1,
+                       .padding = "same", .groups = 1, .depth_multiplier = 1, .use_bias = i != 2,
+                       .activation = same[i].act, .keras_version = 3};
+        kernel_case *h = add_case("hybrid_same", l, 1 + i % 2);
+        h->target = "hybrid";
+        h->baked = i == 3;
+        h->reaches = same[i].reaches;
+    }
     /* tf.keras's hard_sigmoid. */
     ref_layer k2 = {REF_CONV, 2, 0, 5, 5, 3, 3, 3, 1, 1, 1, 1, "same", 4, 1, 1, 1, "hard_sigmoid", 2};
     add_case("keras2", k2, 1);

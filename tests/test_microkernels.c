@@ -143,7 +143,7 @@ static void check_strip(const variant *v, const strip_case *s, unsigned long lon
     } while (0)
     if (dw) {
         struct convgen_uk_dw g = {ci, s->dm, s->k_w, taps, (ptrdiff_t)s->stride * ci, out_stride, (ptrdiff_t)s->d_h * cols * ci,
-                                  (ptrdiff_t)s->d_w * ci, s->act};
+                                  (ptrdiff_t)s->d_w * ci, s->act, rows, cols};
         if (v->symbol->k_h && row) /* a fixed kernel shape: every tap */
             CALL_VARIANT(dw_fixed_row_fn, &g, x, out, w, b, s->mr);
         else if (v->symbol->k_h)
@@ -275,7 +275,7 @@ static void test_plane(void **state)
                         }
                     want[((long)oh * OW + ow) * C + c] = activate((float)acc, act);
                 }
-        const struct convgen_uk_dw g = {C, 1, KW, KH * KW, C, C, (ptrdiff_t)W * C, C, act};
+        const struct convgen_uk_dw g = {C, 1, KW, KH * KW, C, C, (ptrdiff_t)W * C, C, act, H, W};
         for (int split = 0; split < 2; split++) {
             harness_guarded gin, gout;
             float *in = harness_guarded_alloc(&gin, in_n, n % 2);
@@ -304,6 +304,75 @@ static void test_plane(void **state)
         free(bias);
         free(want);
         free(packed);
+    }
+}
+
+typedef void (*dw_same_fn)(const struct convgen_uk_dw *, const float *, float *, const float *, const float *, int,
+                           int);
+
+/* A dwsame variant: every output row of planes of many sizes (one pixel
+ * wide or high, each count of interior pixels a strip can leave, several
+ * strips) with 'same' padding at stride 1, its channel count, the kernel in
+ * Keras layout, as one call and as uneven row ranges, each activation, with
+ * and without bias, against a naive loop; the item's input and output
+ * against guard pages, its input unchanged. */
+static void test_same(void **state)
+{
+    const variant *v = *state;
+    const struct convgen__uk_symbol *sym = v->symbol;
+    const int KH = sym->k_h, KW = sym->k_w, C = sym->c, PT = (KH - 1) / 2, PL = (KW - 1) / 2;
+    static const int sizes[][2] = {{1, 1}, {1, 2}, {2, 1}, {2, 3}, {3, 9}, {4, 10}, {5, 17}, {16, 16}, {7, 4}};
+    unsigned long long seed = 0x5a3e11ull + (unsigned long long)C;
+    dw_same_fn fn;
+    memcpy(&fn, &sym->variant[v->isa], sizeof fn);
+    for (int n = 0; n < (int)(sizeof sizes / sizeof sizes[0]); n++) {
+        const int H = sizes[n][0], W = sizes[n][1], act = n % 3, use_bias = n % 4 != 1;
+        const long in_n = (long)H * W * C;
+        float *x = malloc((size_t)in_n * sizeof *x), *w = malloc((size_t)KH * KW * C * sizeof *w);
+        float *bias = malloc((size_t)C * sizeof *bias), *want = malloc((size_t)in_n * sizeof *want);
+        harness_fill(x, in_n, &seed, -1.0f, 1.0f);
+        harness_fill(w, (long)KH * KW * C, &seed, -1.0f, 1.0f);
+        harness_fill(bias, C, &seed, -1.0f, 1.0f);
+        for (int oh = 0; oh < H; oh++)
+            for (int ow = 0; ow < W; ow++)
+                for (int c = 0; c < C; c++) {
+                    double acc = use_bias ? bias[c] : 0.0;
+                    for (int kh = 0; kh < KH; kh++)
+                        for (int kw = 0; kw < KW; kw++) {
+                            int ih = oh - PT + kh, iw = ow - PL + kw;
+                            if (ih >= 0 && ih < H && iw >= 0 && iw < W)
+                                acc += (double)x[((long)ih * W + iw) * C + c] * w[(long)(kh * KW + kw) * C + c];
+                        }
+                    want[((long)oh * W + ow) * C + c] = activate((float)acc, act);
+                }
+        const struct convgen_uk_dw g = {C, 1, KW, KH * KW, C, C, (ptrdiff_t)W * C, C, act, H, W};
+        for (int split = 0; split < 2; split++) {
+            harness_guarded gin, gout;
+            float *in = harness_guarded_alloc(&gin, in_n, n % 2);
+            float *out = harness_guarded_alloc(&gout, in_n, n % 2 == 0);
+            memcpy(in, x, (size_t)in_n * sizeof *in);
+            for (long i = 0; i < in_n; i++)
+                out[i] = SENTINEL;
+            if (split) { /* uneven ranges, last first, as threads may run them */
+                const int cut1 = H / 3, cut2 = H - H / 4;
+                fn(&g, in, out, w, use_bias ? bias : NULL, cut2, H);
+                fn(&g, in, out, w, use_bias ? bias : NULL, 0, cut1);
+                fn(&g, in, out, w, use_bias ? bias : NULL, cut1, cut2);
+            } else {
+                fn(&g, in, out, w, use_bias ? bias : NULL, 0, H);
+            }
+            assert_memory_equal(in, x, (size_t)in_n * sizeof *in);
+            long bad = harness_mismatch(out, want, in_n, 1e-4, 1e-5);
+            if (bad >= 0)
+                fail_msg("%s: %dx%d, act %d, bias %d, %s: output[%ld] = %.9g, reference %.9g", v->name, H, W, act,
+                         use_bias, split ? "row ranges" : "one call", bad, (double)out[bad], (double)want[bad]);
+            harness_guarded_free(&gin);
+            harness_guarded_free(&gout);
+        }
+        free(x);
+        free(w);
+        free(bias);
+        free(want);
     }
 }
 
@@ -348,7 +417,9 @@ int main(void)
             v->isa = isa;
             snprintf(v->name, sizeof v->name, "%s (%s)", v->symbol->name, isa_names[isa]);
             tests[n].name = v->name;
-            tests[n].test_func = v->symbol->h ? test_plane : test_variant;
+            tests[n].test_func = v->symbol->h                            ? test_plane
+                                 : strcmp(v->symbol->kind, "dwsame") == 0 ? test_same
+                                                                          : test_variant;
             tests[n].initial_state = v;
             n++;
         }

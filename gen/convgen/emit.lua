@@ -207,10 +207,10 @@ hybrid_geometry = function(ir, p, ctx)
   local act = tostring(simd.uk_act or 0)
   if simd.kind == "depthwise" then
     add("convgen_uk_dw", "dw", { ir.in_c, ir.depth_multiplier, ir.k_w, ir.k_h * ir.k_w, simd.pixel_stride,
-      simd.out_pixel_stride, taps_h, taps_w, act })
+      simd.out_pixel_stride, taps_h, taps_w, act, ir.in_h, ir.in_w })
     if simd.vertical then -- border columns: pixels down a column
       add("convgen_uk_dw", "dw_col", { ir.in_c, ir.depth_multiplier, ir.k_w, ir.k_h * ir.k_w, ir.s_h * p.in_stride.h,
-        p.out_stride.h, taps_h, taps_w, act })
+        p.out_stride.h, taps_h, taps_w, act, ir.in_h, ir.in_w })
     end
   elseif simd.kind == "dense" then
     add("convgen_uk_conv", "conv", { simd.ci, ir.out_c, ir.k_w, #simd.taps, simd.pixel_stride, simd.out_pixel_stride,
@@ -223,11 +223,11 @@ hybrid_geometry = function(ir, p, ctx)
     add("convgen_uk_conv", "conv", { simd.ci, ir.out_c, 1, 1, simd.pixel_stride, simd.out_pixel_stride, 0, 0, act })
     if simd.mid_microkernel then
       add("convgen_uk_dw", "mid", { ir.in_c, ir.depth_multiplier, ir.k_w, ir.k_h * ir.k_w, ir.s_w * p.in_stride.w,
-        p.mid_size, taps_h, taps_w, "0" })
+        p.mid_size, taps_h, taps_w, "0", ir.in_h, ir.in_w })
     end
     if simd.vertical then -- border columns: pixels down a column, into a chunk, then to the output column
       add("convgen_uk_dw", "mid_col", { ir.in_c, ir.depth_multiplier, ir.k_w, ir.k_h * ir.k_w,
-        ir.s_h * p.in_stride.h, p.mid_size, taps_h, taps_w, "0" })
+        ir.s_h * p.in_stride.h, p.mid_size, taps_h, taps_w, "0", ir.in_h, ir.in_w })
       add("convgen_uk_conv", "conv_col", { simd.ci, ir.out_c, 1, 1, simd.pixel_stride, p.out_stride.h, 0, 0, act })
     end
   end
@@ -318,7 +318,8 @@ local function strip_functions(ir, p, ctx, entry, act)
         format("static void %s__plane(const float *restrict in, float *restrict out, int oh0, int oh1%s)",
           ctx.name, params),
         "{",
-        format("    %s(&%s__dw, in, out, %s, %s, oh0, oh1);", simd.plane.microkernel, ctx.name, simd.packed.name,
+        format("    %s(&%s__dw, in, out, %s, %s, oh0, oh1);", simd.plane.microkernel, ctx.name,
+          simd.packed and simd.packed.name or simd.kernel,
           ir.use_bias and "bias" or "0"),
         "}",
       }, "\n") .. "\n"

@@ -25,7 +25,8 @@ function M.abi(ptrdiff, used)
     for _, v in ipairs(registry.variants()) do
       if not prototype_index[v.generic] then
         all_prototypes[#all_prototypes + 1] = { name = v.generic, geometry = geometry_of(v.kind),
-                                                fixed = v.taps ~= nil, row = v.mr == 0, plane = v.plane ~= nil }
+                                                fixed = v.taps ~= nil, row = v.mr == 0,
+                                                plane = v.plane ~= nil or v.same ~= nil }
         prototype_index[v.generic] = #all_prototypes
       end
     end
@@ -59,9 +60,9 @@ function M.runtime_source()
   for _, v in ipairs(registry.variants()) do
     local guard = v.isa.guard
     if guard then out[#out + 1] = "#ifdef " .. guard .. "\n" end
-    out[#out + 1] = template.render(v.mr == 0 and not v.plane and registry.row_template or v.kind.template,
+    out[#out + 1] = template.render(v.mr == 0 and not v.plane and not v.same and registry.row_template or v.kind.template,
       { name = v.name, mr = v.mr, isa = v.isa, kind = v.kind, ptrdiff = "ptrdiff_t", taps = v.taps or false,
-        strips = v.strips, strip_loop = strips.loop, plane = v.plane or false })
+        strips = v.strips, strip_loop = strips.loop, plane = v.plane or false, same = v.same or false })
     if guard then out[#out + 1] = "#endif\n" end
     out[#out + 1] = "\n"
   end
@@ -98,8 +99,9 @@ void convgen_uk_pack(const float *src, ptrdiff_t rows, ptrdiff_t columns, float 
       if v.taps and v.taps.c then
         fallback[v.generic] = registry.generic_name(v.kind.name, v.mr, { v.taps[1], v.taps[2] })
       end
-      local pl = v.plane
-      about[v.generic] = "\"" .. v.kind.name .. "\", " .. v.mr .. ", "
+      local pl, sm = v.plane, v.same
+      about[v.generic] = sm and ("\"" .. v.kind.name .. "\", 0, " .. sm.k_h .. ", " .. sm.k_w .. ", " .. sm.c .. ", 1, 0, 0")
+        or "\"" .. v.kind.name .. "\", " .. v.mr .. ", "
         .. (pl and (pl.k_h .. ", " .. pl.k_w) or v.taps and (v.taps[1] .. ", " .. v.taps[2]) or "0, 0") .. ", "
         .. (pl and ("0, " .. pl.s_h) or v.taps and v.taps.c and (v.taps.c .. ", " .. v.taps.s) or "0, 0") .. ", "
         .. (pl and (pl.in_h .. ", " .. pl.in_w) or "0, 0")
@@ -150,7 +152,7 @@ function M.runtime_header()
     local n = v.mr == 0 and ", int n" or ""
     out[#out + 1] = "void " .. v.name .. "(const struct " .. geometry_of(v.kind) .. " *g, const float *x, float *y, "
       .. "const float *w, const float *bias"
-      .. (v.plane and ", int oh0, int oh1);\n" or v.taps and (n .. ");\n")
+      .. ((v.plane or v.same) and ", int oh0, int oh1);\n" or v.taps and (n .. ");\n")
         or (",\n    int kh0, int kh1, int kw0, int kw1" .. n .. ");\n"))
   end
   local isas, names = {}, {}
@@ -172,7 +174,7 @@ struct convgen__uk_symbol {
     const char *name;
     const char *kind;
     int mr, k_h, k_w; /* strip width (0: a row variant); a fixed kernel shape, or 0, 0 */
-    int c, s;         /* a fixed geometry's channels and stride, or 0, 0 (a plane: 0, its stride) */
+    int c, s;         /* a fixed geometry's channels and stride, or 0, 0 (a plane: 0, its stride; dwsame: c, 1) */
     int h, w;         /* a plane variant's input plane (kind "dwplane": arguments oh0, oh1), or 0, 0 */
     convgen__uk_fn variant[CONVGEN__UK_ISAS];
 };

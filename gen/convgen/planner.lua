@@ -383,6 +383,12 @@ function M.plan(ir, options)
       and (plane_uk or not hybrid and plane_px * tiling.block <= PLANE_BUFFER
         and ir.out_h * ir.out_w * ntaps <= PLANE_TAPS)
       and { block = tiling.block, segment = tiling.segment, microkernel = plane_uk or nil } or false
+    -- A hybrid narrow layer with 'same' padding at stride 1 whose shape and
+    -- channel count have a dwsame microkernel: the whole plane in one call,
+    -- border pixels included (dw 3x3 16x16x16: 1.28 -> 0.9x us, tcc).
+    local same_uk = depthwise and hybrid and dm == 1 and simd.dw_kind == "dwn" and simd.uk_act
+      and not p.axis_pass and not flat and microkernels.same(ir)
+    if same_uk then simd.plane = { microkernel = same_uk } end
     if simd.plane then simd.vertical, simd.column_major = false, false end
     if simd.vertical then
       simd.vmr = min(dense and AVX2_MR or mr, interior_rows)
