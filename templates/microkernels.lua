@@ -299,20 +299,32 @@ function M.same_name(kind_name, isa_name, shape)
     .. "_c" .. shape.c
 end
 
--- The dwsame variant for a depthwise layer (depth_multiplier 1) with
--- 'same' padding at stride 1 and no dilation, as its ISA-neutral name, or nil.
-function M.same(ir)
-  if ir.s_h ~= 1 or ir.s_w ~= 1 or ir.d_h ~= 1 or ir.d_w ~= 1 or ir.out_h ~= ir.in_h or ir.out_w ~= ir.in_w
-    or ir.pad_top ~= (ir.k_h - 1) // 2 or ir.pad_left ~= (ir.k_w - 1) // 2 then
-    return nil
-  end
+local function same_kind()
   for _, kind in ipairs(M.kinds) do
-    local sm = kind.same
-    if sm and sm.taps[1] == ir.k_h and sm.taps[2] == ir.k_w then
-      for _, c in ipairs(sm.channels) do
-        if c == ir.in_c then return M.same_name(kind.name, nil, { c = c, k_h = ir.k_h, k_w = ir.k_w }) end
-      end
-    end
+    if kind.same then return kind end
+  end
+  error("no dwsame kind")
+end
+
+-- Whether a layer has the dwsame kind's kernel shape, 'same' padding at
+-- stride 1 and no dilation (any channel count).
+function M.same_shape(ir)
+  local sm = same_kind().same
+  return ir.s_h == 1 and ir.s_w == 1 and ir.d_h == 1 and ir.d_w == 1 and ir.out_h == ir.in_h
+    and ir.out_w == ir.in_w and ir.pad_top == (ir.k_h - 1) // 2 and ir.pad_left == (ir.k_w - 1) // 2
+    and sm.taps[1] == ir.k_h and sm.taps[2] == ir.k_w
+end
+
+-- The dwsame kind's widest strip.
+function M.same_strip() return same_kind().strip end
+
+-- The dwsame variant for a depthwise layer (depth_multiplier 1) of that
+-- shape and a channel count made for, as its ISA-neutral name, or nil.
+function M.same(ir)
+  if not M.same_shape(ir) then return nil end
+  local kind = same_kind()
+  for _, c in ipairs(kind.same.channels) do
+    if c == ir.in_c then return M.same_name(kind.name, nil, { c = c, k_h = ir.k_h, k_w = ir.k_w }) end
   end
   return nil
 end

@@ -378,6 +378,24 @@ static void build_matrix(void)
         a->baked = i == 1;
         a->reaches = "__plane(";
     }
+    /* Narrow 'same' stride-1 3x3 layers: the dwsame code written into the
+     * layer (one interior pixel per row, a whole strip, a strip and a
+     * remainder; gelu has no vector form). */
+    static const struct {
+        int h, w, c;
+        const char *act;
+    } narrow_same[] = {{16, 16, 16, "relu"}, {3, 3, 32, "relu6"}, {4, 10, 64, "linear"}, {5, 17, 128, "gelu"},
+                       {7, 5, 8, "relu"}};
+    for (int i = 0; i < (int)(sizeof narrow_same / sizeof narrow_same[0]); i++) {
+        ref_layer l = {.kind = REF_DEPTHWISE, .rank = 2, .in_h = narrow_same[i].h, .in_w = narrow_same[i].w,
+                       .in_c = narrow_same[i].c, .k_h = 3, .k_w = 3, .s_h = 1, .s_w = 1, .d_h = 1, .d_w = 1,
+                       .padding = "same", .groups = 1, .depth_multiplier = 1, .use_bias = i != 2,
+                       .activation = narrow_same[i].act, .keras_version = 3};
+        kernel_case *a = add_case("avx2_depthwise_same", l, 1 + i % 2);
+        a->target = "avx2";
+        a->baked = i == 1;
+        a->reaches = "__same__row_03(";
+    }
     /* Wide depthwise layers: every channel tile shape, strides, activations. */
     for (int i = 0; i < 3; i++) {
         ref_layer dw = {.kind = REF_DEPTHWISE, .rank = 2, .in_h = 7, .in_w = 13 + i, .in_c = 16 * i + 13, .k_h = 3,

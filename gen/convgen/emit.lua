@@ -267,6 +267,14 @@ local function strip_functions(ir, p, ctx, entry, act)
       in_stride_h = p.in_stride.h, pixel_in_stride = p.in_stride.w, d_h = ir.d_h, d_w = ir.d_w, k_w = ir.k_w,
     })
   end
+  if simd.plane and simd.plane.same and p.target ~= "hybrid" then -- the whole layer, the dwsame code
+    return (template.render("templates/microkernel_dwsame.c.in", {
+      name = ctx.name .. "__same", isa = registry.isas[1], ptrdiff = "int", kind = { strip = simd.plane.strip },
+      same = { c = ir.in_c, k_h = ir.k_h, k_w = ir.k_w },
+      layer = { h = ir.in_h, w = ir.in_w, kernel = simd.packed.name, use_bias = ir.use_bias, vector_act = vector_act,
+                act = act, params = params, args = ctx.rargs, plane = ctx.name .. "__plane" },
+    }):gsub("^\n", ""):gsub("\n$", ""))
+  end
   if simd.plane and p.target ~= "hybrid" then -- the whole layer, a block of channels at a time
     return (template.render("templates/plane_depthwise.c.in", {
       isa = false, name = ctx.name, plane = ir, taps = simd.taps, kernel = simd.packed.name,

@@ -62,7 +62,8 @@ function M.runtime_source()
     if guard then out[#out + 1] = "#ifdef " .. guard .. "\n" end
     out[#out + 1] = template.render(v.mr == 0 and not v.plane and not v.same and registry.row_template or v.kind.template,
       { name = v.name, mr = v.mr, isa = v.isa, kind = v.kind, ptrdiff = "ptrdiff_t", taps = v.taps or false,
-        strips = v.strips, strip_loop = strips.loop, plane = v.plane or false, same = v.same or false })
+        strips = v.strips, strip_loop = strips.loop, plane = v.plane or false, same = v.same or false,
+        layer = false })
     if guard then out[#out + 1] = "#endif\n" end
     out[#out + 1] = "\n"
   end
