@@ -391,8 +391,9 @@ function M.plan(ir, options)
     if same_uk then simd.plane = { microkernel = same_uk } end
     -- The avx2 target writes the same code into the layer for a narrow
     -- layer of 8-channel tiles (its own shape and channel count folded in,
-    -- the kernel packed): dw 3x3 112x112x32 57 -> 66 GFLOP/s, 56x56x128
-    -- 60 -> 68 (tcc and cc, the same run).
+    -- the kernel packed): in make bench dw 3x3 56x56x128 went from 54.9 to
+    -- 62.0 GFLOP/s; 112x112x32 (72.8 -> 73.4) and 16x16x16 (73.6 -> 72.9)
+    -- held.
     if not hybrid and narrow and dm == 1 and ir.in_c % 8 == 0 and not p.axis_pass
       and microkernels.same_shape(ir) then
       simd.plane = { same = true, strip = microkernels.same_strip() }
