@@ -236,6 +236,60 @@ static void test_variant(void **state)
 typedef void (*dw_plane_fn)(const struct convgen_uk_dw *, const float *, float *, const float *, const float *, int,
                             int);
 
+/* The naive 'same' plane: an H x W item of C channels, a KH x KW kernel in
+ * Keras layout, stride S, padding (PT, PL), into an OH x OW output. */
+static void plane_reference(const float *x, const float *w, const float *bias, int H, int W, int C, int KH, int KW,
+                            int S, int PT, int PL, int act, float *want)
+{
+    const int OH = (H + S - 1) / S, OW = (W + S - 1) / S;
+    for (int oh = 0; oh < OH; oh++)
+        for (int ow = 0; ow < OW; ow++)
+            for (int c = 0; c < C; c++) {
+                double acc = bias ? bias[c] : 0.0;
+                for (int kh = 0; kh < KH; kh++)
+                    for (int kw = 0; kw < KW; kw++) {
+                        int ih = oh * S - PT + kh, iw = ow * S - PL + kw;
+                        if (ih >= 0 && ih < H && iw >= 0 && iw < W)
+                            acc += (double)x[((long)ih * W + iw) * C + c] * w[(long)(kh * KW + kw) * C + c];
+                    }
+                want[((long)oh * OW + ow) * C + c] = activate((float)acc, act);
+            }
+}
+
+/* Runs a whole-plane variant over rows [0, OH) as one call, then as uneven
+ * row ranges, the item's input and output against guard pages (the side
+ * chosen by `guard`), and checks the output against want and the input
+ * unchanged; `what` names the case in a failure. */
+static void check_plane(const variant *v, const struct convgen_uk_dw *g, const float *x, long in_n, const float *w,
+                        const float *bias, int OH, const float *want, long out_n, int guard, const char *what)
+{
+    dw_plane_fn fn;
+    memcpy(&fn, &v->symbol->variant[v->isa], sizeof fn);
+    for (int split = 0; split < 2; split++) {
+        harness_guarded gin, gout;
+        float *in = harness_guarded_alloc(&gin, in_n, guard);
+        float *out = harness_guarded_alloc(&gout, out_n, !guard);
+        memcpy(in, x, (size_t)in_n * sizeof *in);
+        for (long i = 0; i < out_n; i++)
+            out[i] = SENTINEL;
+        if (split) { /* uneven ranges, last first, as threads may run them */
+            const int cut1 = OH / 3, cut2 = OH - OH / 4;
+            fn(g, in, out, w, bias, cut2, OH);
+            fn(g, in, out, w, bias, 0, cut1);
+            fn(g, in, out, w, bias, cut1, cut2);
+        } else {
+            fn(g, in, out, w, bias, 0, OH);
+        }
+        assert_memory_equal(in, x, (size_t)in_n * sizeof *in);
+        long bad = harness_mismatch(out, want, out_n, 1e-4, 1e-5);
+        if (bad >= 0)
+            fail_msg("%s: %s, %s: output[%ld] = %.9g, reference %.9g", v->name, what,
+                     split ? "row ranges" : "one call", bad, (double)out[bad], (double)want[bad]);
+        harness_guarded_free(&gin);
+        harness_guarded_free(&gout);
+    }
+}
+
 /* A plane variant (kind dwplane): every output row of an in_h x in_w plane
  * with 'same' padding, as one call and as uneven row ranges, for channel
  * counts of 1024 and more (multiples of 64), each activation, with and
@@ -251,8 +305,6 @@ static void test_plane(void **state)
     const int PL = ((OW - 1) * S + KW - W > 0 ? (OW - 1) * S + KW - W : 0) / 2;
     static const int channels[] = {1024, 64 * 17, 2048};
     unsigned long long seed = 0x51ed2701ull;
-    dw_plane_fn fn;
-    memcpy(&fn, &sym->variant[v->isa], sizeof fn);
     for (int n = 0; n < 6; n++) {
         const int C = channels[n % 3], act = n % 3, use_bias = n != 4;
         const long in_n = (long)H * W * C, out_n = (long)OH * OW * C;
@@ -263,42 +315,11 @@ static void test_plane(void **state)
         harness_fill(w, (long)KH * KW * C, &seed, -1.0f, 1.0f);
         harness_fill(bias, C, &seed, -1.0f, 1.0f);
         pack(w, KH * KW, C, packed);
-        for (int oh = 0; oh < OH; oh++)
-            for (int ow = 0; ow < OW; ow++)
-                for (int c = 0; c < C; c++) {
-                    double acc = use_bias ? bias[c] : 0.0;
-                    for (int kh = 0; kh < KH; kh++)
-                        for (int kw = 0; kw < KW; kw++) {
-                            int ih = oh * S - PT + kh, iw = ow * S - PL + kw;
-                            if (ih >= 0 && ih < H && iw >= 0 && iw < W)
-                                acc += (double)x[((long)ih * W + iw) * C + c] * w[(long)(kh * KW + kw) * C + c];
-                        }
-                    want[((long)oh * OW + ow) * C + c] = activate((float)acc, act);
-                }
+        plane_reference(x, w, use_bias ? bias : NULL, H, W, C, KH, KW, S, PT, PL, act, want);
         const struct convgen_uk_dw g = {C, 1, KW, KH * KW, C, C, (ptrdiff_t)W * C, C, act, H, W};
-        for (int split = 0; split < 2; split++) {
-            harness_guarded gin, gout;
-            float *in = harness_guarded_alloc(&gin, in_n, n % 2);
-            float *out = harness_guarded_alloc(&gout, out_n, n % 2 == 0);
-            memcpy(in, x, (size_t)in_n * sizeof *in);
-            for (long i = 0; i < out_n; i++)
-                out[i] = SENTINEL;
-            if (split) { /* uneven ranges, last first, as threads may run them */
-                const int cut1 = OH / 3, cut2 = OH - OH / 4;
-                fn(&g, in, out, packed, use_bias ? bias : NULL, cut2, OH);
-                fn(&g, in, out, packed, use_bias ? bias : NULL, 0, cut1);
-                fn(&g, in, out, packed, use_bias ? bias : NULL, cut1, cut2);
-            } else {
-                fn(&g, in, out, packed, use_bias ? bias : NULL, 0, OH);
-            }
-            assert_memory_equal(in, x, (size_t)in_n * sizeof *in);
-            long bad = harness_mismatch(out, want, out_n, 1e-4, 1e-5);
-            if (bad >= 0)
-                fail_msg("%s: %d channels, act %d, bias %d, %s: output[%ld] = %.9g, reference %.9g", v->name, C,
-                         act, use_bias, split ? "row ranges" : "one call", bad, (double)out[bad], (double)want[bad]);
-            harness_guarded_free(&gin);
-            harness_guarded_free(&gout);
-        }
+        char what[64];
+        snprintf(what, sizeof what, "%d channels, act %d, bias %d", C, act, use_bias);
+        check_plane(v, &g, x, in_n, packed, use_bias ? bias : NULL, OH, want, out_n, n % 2, what);
         free(x);
         free(w);
         free(bias);
@@ -306,9 +327,6 @@ static void test_plane(void **state)
         free(packed);
     }
 }
-
-typedef void (*dw_same_fn)(const struct convgen_uk_dw *, const float *, float *, const float *, const float *, int,
-                           int);
 
 /* A dwsame variant: every output row of planes of many sizes (one pixel
  * wide or high, each count of interior pixels a strip can leave, several
@@ -323,8 +341,6 @@ static void test_same(void **state)
     const int KH = sym->k_h, KW = sym->k_w, C = sym->c, PT = (KH - 1) / 2, PL = (KW - 1) / 2;
     static const int sizes[][2] = {{1, 1}, {1, 2}, {2, 1}, {2, 3}, {3, 9}, {4, 10}, {5, 17}, {16, 16}, {7, 4}};
     unsigned long long seed = 0x5a3e11ull + (unsigned long long)C;
-    dw_same_fn fn;
-    memcpy(&fn, &sym->variant[v->isa], sizeof fn);
     for (int n = 0; n < (int)(sizeof sizes / sizeof sizes[0]); n++) {
         const int H = sizes[n][0], W = sizes[n][1], act = n % 3, use_bias = n % 4 != 1;
         const long in_n = (long)H * W * C;
@@ -333,42 +349,11 @@ static void test_same(void **state)
         harness_fill(x, in_n, &seed, -1.0f, 1.0f);
         harness_fill(w, (long)KH * KW * C, &seed, -1.0f, 1.0f);
         harness_fill(bias, C, &seed, -1.0f, 1.0f);
-        for (int oh = 0; oh < H; oh++)
-            for (int ow = 0; ow < W; ow++)
-                for (int c = 0; c < C; c++) {
-                    double acc = use_bias ? bias[c] : 0.0;
-                    for (int kh = 0; kh < KH; kh++)
-                        for (int kw = 0; kw < KW; kw++) {
-                            int ih = oh - PT + kh, iw = ow - PL + kw;
-                            if (ih >= 0 && ih < H && iw >= 0 && iw < W)
-                                acc += (double)x[((long)ih * W + iw) * C + c] * w[(long)(kh * KW + kw) * C + c];
-                        }
-                    want[((long)oh * W + ow) * C + c] = activate((float)acc, act);
-                }
+        plane_reference(x, w, use_bias ? bias : NULL, H, W, C, KH, KW, 1, PT, PL, act, want);
         const struct convgen_uk_dw g = {C, 1, KW, KH * KW, C, C, (ptrdiff_t)W * C, C, act, H, W};
-        for (int split = 0; split < 2; split++) {
-            harness_guarded gin, gout;
-            float *in = harness_guarded_alloc(&gin, in_n, n % 2);
-            float *out = harness_guarded_alloc(&gout, in_n, n % 2 == 0);
-            memcpy(in, x, (size_t)in_n * sizeof *in);
-            for (long i = 0; i < in_n; i++)
-                out[i] = SENTINEL;
-            if (split) { /* uneven ranges, last first, as threads may run them */
-                const int cut1 = H / 3, cut2 = H - H / 4;
-                fn(&g, in, out, w, use_bias ? bias : NULL, cut2, H);
-                fn(&g, in, out, w, use_bias ? bias : NULL, 0, cut1);
-                fn(&g, in, out, w, use_bias ? bias : NULL, cut1, cut2);
-            } else {
-                fn(&g, in, out, w, use_bias ? bias : NULL, 0, H);
-            }
-            assert_memory_equal(in, x, (size_t)in_n * sizeof *in);
-            long bad = harness_mismatch(out, want, in_n, 1e-4, 1e-5);
-            if (bad >= 0)
-                fail_msg("%s: %dx%d, act %d, bias %d, %s: output[%ld] = %.9g, reference %.9g", v->name, H, W, act,
-                         use_bias, split ? "row ranges" : "one call", bad, (double)out[bad], (double)want[bad]);
-            harness_guarded_free(&gin);
-            harness_guarded_free(&gout);
-        }
+        char what[64];
+        snprintf(what, sizeof what, "%dx%d, act %d, bias %d", H, W, act, use_bias);
+        check_plane(v, &g, x, in_n, w, use_bias ? bias : NULL, H, want, in_n, n % 2, what);
         free(x);
         free(w);
         free(bias);
