@@ -542,6 +542,33 @@ static void build_matrix(void)
         h->baked = i == 3;
         h->reaches = same[i].reaches;
     }
+    /* Separable layers the fused sep row microkernels are made for (a dwn
+     * fixed geometry: 3x3 at stride 1 and 2, 1x3 dilated, 16 to 128
+     * channels), bias or none, each activation they apply, output channels
+     * around the tiles; then one that keeps the strips: gelu (the driver
+     * applies it). */
+    static const struct {
+        int rank, h, w, c, k_h, s, d, filters;
+        const char *padding, *act, *reaches;
+    } sep[] = {
+        {2, 6, 17, 32, 3, 1, 1, 20, "same", "relu", "convgen_uk_sep_row_k3x3_c32s1("},
+        {2, 9, 14, 16, 3, 2, 1, 33, "same", "relu6", "convgen_uk_sep_row_k3x3_c16s2("},
+        {2, 5, 8, 128, 3, 1, 1, 8, "valid", "linear", "convgen_uk_sep_row_k3x3_c128s1("},
+        {1, 1, 40, 32, 1, 1, 8, 32, "causal", "relu", "convgen_uk_sep_row_k1x3_c32s1("},
+        {1, 1, 23, 64, 1, 1, 1, 7, "same", "relu6", "convgen_uk_sep_row_k1x3_c64s1("},
+        {2, 6, 13, 32, 3, 1, 1, 16, "same", "gelu", "convgen_uk_dwn_6x8_k3x3_c32s1("},
+    };
+    for (int i = 0; i < (int)(sizeof sep / sizeof sep[0]); i++) {
+        ref_layer l = {.kind = REF_SEPARABLE, .rank = sep[i].rank, .in_h = sep[i].h, .in_w = sep[i].w,
+                       .in_c = sep[i].c, .k_h = sep[i].k_h, .k_w = 3, .s_h = sep[i].rank == 2 ? sep[i].s : 1,
+                       .s_w = sep[i].s, .d_h = 1, .d_w = sep[i].d, .padding = sep[i].padding,
+                       .filters = sep[i].filters, .groups = 1, .depth_multiplier = 1, .use_bias = i != 2,
+                       .activation = sep[i].act, .keras_version = 3};
+        kernel_case *h = add_case("hybrid_sep", l, 1 + i % 2);
+        h->target = "hybrid";
+        h->baked = i == 1;
+        h->reaches = sep[i].reaches;
+    }
     /* tf.keras's hard_sigmoid. */
     ref_layer k2 = {REF_CONV, 2, 0, 5, 5, 3, 3, 3, 1, 1, 1, 1, "same", 4, 1, 1, 1, "hard_sigmoid", 2};
     add_case("keras2", k2, 1);

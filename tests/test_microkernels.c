@@ -361,6 +361,93 @@ static void test_same(void **state)
     }
 }
 
+typedef void (*sep_row_fn)(const struct convgen_uk_dw *, const struct convgen_uk_conv *, const float *, float *,
+                           const float *, const float *, const float *, int);
+
+/* A sep variant (a separable row, fused): n pixels of its depthwise fixed
+ * geometry (kernel shape, channels C, stride), dilated along both axes at
+ * stride 1, then the pointwise step to co channels, against a naive loop:
+ * every count of pixels its strips leave, and several strips; output
+ * channels around the 16- and 8-channel tiles and the partial one; output
+ * pixels wider apart than the channels; each activation, with and without
+ * bias. The geometry fields the variant sets itself (the depthwise step's
+ * output stride and activation, the pointwise step's input) hold values it
+ * must not use. Every buffer sits against a guard page, the inputs and
+ * weights read-only. */
+static void test_sep(void **state)
+{
+    const variant *v = *state;
+    const struct convgen__uk_symbol *sym = v->symbol;
+    const int KH = sym->k_h, KW = sym->k_w, C = sym->c, S = sym->s;
+    static const int pixels[] = {1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 17, 31, 64};
+    static const int outputs[] = {16, 1, 8, 17, 32, 40, 3, 24};
+    unsigned long long seed = 0x5e9a7a7eull + (unsigned long long)C * 31u + (unsigned long long)S;
+    for (int t = 0; t < (int)(sizeof pixels / sizeof pixels[0]); t++) {
+        const int n = pixels[t], co = outputs[t % 8], act = t % 3, use_bias = t % 4 != 1;
+        const int d_h = S == 1 && t % 3 == 2 ? 2 : 1, d_w = S == 1 && t % 2 == 1 ? 3 : 1;
+        const int gap = t % 5 == 0 ? 3 : 0;
+        const int rows = (KH - 1) * d_h + 1, cols = (n - 1) * S + (KW - 1) * d_w + 1, taps = KH * KW;
+        const long in_n = (long)rows * cols * C, out_stride = co + gap, out_n = (n - 1) * out_stride + co;
+        harness_guarded gi, gd, gp, gb, go;
+        float *x = harness_guarded_alloc(&gi, in_n, t & 1);
+        float *wd = harness_guarded_alloc(&gd, (long)taps * C, !(t & 1));
+        float *wp = harness_guarded_alloc(&gp, packed_size(C, co), t & 1);
+        float *bias = harness_guarded_alloc(&gb, co, !(t & 1));
+        float *out = harness_guarded_alloc(&go, out_n, t & 1);
+        float *plain = malloc((size_t)C * co * sizeof *plain), *want = malloc((size_t)out_n * sizeof *want);
+        double *mid = malloc((size_t)C * sizeof *mid);
+        harness_fill(x, in_n, &seed, -2.0f, 2.0f);
+        harness_fill(wd, (long)taps * C, &seed, -1.0f, 1.0f);
+        harness_fill(plain, (long)C * co, &seed, -1.0f, 1.0f);
+        harness_fill(bias, co, &seed, -1.0f, 1.0f);
+        pack(plain, C, co, wp);
+        harness_guarded_readonly(&gi);
+        harness_guarded_readonly(&gd);
+        harness_guarded_readonly(&gp);
+        harness_guarded_readonly(&gb);
+
+        for (long i = 0; i < out_n; i++)
+            want[i] = out[i] = SENTINEL;
+        for (int p = 0; p < n; p++) {
+            for (int c = 0; c < C; c++) {
+                mid[c] = 0.0;
+                for (int kh = 0; kh < KH; kh++)
+                    for (int kw = 0; kw < KW; kw++)
+                        mid[c] += (double)x[((long)kh * d_h * cols + (long)p * S + (long)kw * d_w) * C + c] *
+                                  wd[(kh * KW + kw) * C + c];
+            }
+            for (int o = 0; o < co; o++) {
+                double acc = use_bias ? bias[o] : 0.0;
+                for (int c = 0; c < C; c++)
+                    acc += mid[c] * plain[(long)c * co + o];
+                want[(long)p * out_stride + o] = activate((float)acc, act);
+            }
+        }
+        /* out_pixel_stride 7 and act 2 for the depthwise step, and nonsense
+         * for the pointwise step's input: the variant sets them */
+        const struct convgen_uk_dw g_dw = {C, 1, KW, taps, (ptrdiff_t)S * C, 7, (ptrdiff_t)d_h * cols * C,
+                                           (ptrdiff_t)d_w * C, 2, rows, cols};
+        const struct convgen_uk_conv g_pw = {C + 5, co, 3, 9, 1, out_stride, 11, 13, act};
+        sep_row_fn fn;
+        memcpy(&fn, &sym->variant[v->isa], sizeof fn);
+        fn(&g_dw, &g_pw, x, out, wd, wp, use_bias ? bias : NULL, n);
+        /* float sums of taps products, then of C: the tolerance grows with C */
+        const double tol = 1e-5 * (C > 16 ? (double)C / 16.0 : 1.0);
+        long bad = harness_mismatch(out, want, out_n, tol, tol);
+        if (bad >= 0)
+            fail_msg("%s: n %d co %d dilation %dx%d act %d bias %d gap %d: output[%ld] = %.9g, want %.9g", v->name, n,
+                     co, d_h, d_w, act, use_bias, gap, bad, (double)out[bad], (double)want[bad]);
+        free(plain);
+        free(want);
+        free(mid);
+        harness_guarded_free(&gi);
+        harness_guarded_free(&gd);
+        harness_guarded_free(&gp);
+        harness_guarded_free(&gb);
+        harness_guarded_free(&go);
+    }
+}
+
 /* convgen_uk_pack writes the layout the test packs by hand. */
 static void test_pack(void **state)
 {
@@ -404,6 +491,7 @@ int main(void)
             tests[n].name = v->name;
             tests[n].test_func = v->symbol->h                            ? test_plane
                                  : strcmp(v->symbol->kind, "dwsame") == 0 ? test_same
+                                 : strcmp(v->symbol->kind, "sep") == 0    ? test_sep
                                                                           : test_variant;
             tests[n].initial_state = v;
             n++;

@@ -590,6 +590,7 @@ function M.emit(ir, p, tensors, info)
     if p.simd.chunk then -- a separable row's depthwise step
       ctx.row_microkernel.mid = registry.generic_name(p.simd.dw_kind, 0, p.simd.fixed_taps or nil)
       ctx.row_microkernel.mid_ranges = ranges(p.simd.fixed_taps, ir.k_h, ir.k_w)
+      ctx.row_microkernel.sep = p.simd.sep
       -- a border row's: taps [kh0, kh1) only
       ctx.row_microkernel.mid_clipped = registry.generic_name(p.simd.dw_kind, 0)
       ctx.row_microkernel.border_first_tap = first_tap(ir, p, "ih0", plus(times("ow", ir.s_w), -ir.pad_left),

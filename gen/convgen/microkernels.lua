@@ -25,7 +25,7 @@ function M.abi(ptrdiff, used)
     for _, v in ipairs(registry.variants()) do
       if not prototype_index[v.generic] then
         all_prototypes[#all_prototypes + 1] = { name = v.generic, geometry = geometry_of(v.kind),
-                                                fixed = v.taps ~= nil, row = v.mr == 0,
+                                                fixed = v.taps ~= nil, row = v.mr == 0, fused = v.fused or false,
                                                 plane = v.plane ~= nil or v.same ~= nil }
         prototype_index[v.generic] = #all_prototypes
       end
@@ -60,9 +60,11 @@ function M.runtime_source()
   for _, v in ipairs(registry.variants()) do
     local guard = v.isa.guard
     if guard then out[#out + 1] = "#ifdef " .. guard .. "\n" end
-    out[#out + 1] = template.render(v.mr == 0 and not v.plane and not v.same and registry.row_template or v.kind.template,
+    out[#out + 1] = template.render(v.mr == 0 and not v.plane and not v.same and not v.fused and registry.row_template
+      or v.kind.template,
       { name = v.name, mr = v.mr, isa = v.isa, kind = v.kind, ptrdiff = "ptrdiff_t", taps = v.taps or false,
         strips = v.strips, strip_loop = strips.loop, plane = v.plane or false, same = v.same or false,
+        dw_strips = v.dw_strips or false, pw_strips = v.pw_strips or false,
         layer = false })
     if guard then out[#out + 1] = "#endif\n" end
     out[#out + 1] = "\n"
@@ -151,10 +153,16 @@ function M.runtime_header()
   }
   for _, v in ipairs(registry.variants()) do
     local n = v.mr == 0 and ", int n" or ""
+    if v.fused then
+      out[#out + 1] = "void " .. v.name .. "(const struct convgen_uk_dw *gd, const struct convgen_uk_conv *gp, "
+        .. "const float *x, float *y,\n    const float *wd, const float *wp, const float *bias, int n);\n"
+      goto next_variant
+    end
     out[#out + 1] = "void " .. v.name .. "(const struct " .. geometry_of(v.kind) .. " *g, const float *x, float *y, "
       .. "const float *w, const float *bias"
       .. ((v.plane or v.same) and ", int oh0, int oh1);\n" or v.taps and (n .. ");\n")
         or (",\n    int kh0, int kh1, int kw0, int kw1" .. n .. ");\n"))
+    ::next_variant::
   end
   local isas, names = {}, {}
   for i, isa in ipairs(registry.isas) do
