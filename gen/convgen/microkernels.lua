@@ -175,15 +175,18 @@ function M.runtime_header()
   out[#out + 1] = [[
 typedef void (*convgen__uk_fn)(void);
 
-/* An ISA-neutral name, what it computes (kind "conv", "dw" or "dwm", strip width
- * mr, 0 for a row variant (a last argument n: pixels), and k_h x k_w for a fixed kernel shape: no tap range arguments; 0 x 0
- * otherwise) and its variant for each ISA (NULL: not built here). The table
- * ends with a NULL name. */
+/* An ISA-neutral name, what it computes (its kind, a registry entry of
+ * templates/microkernels.lua: "conv", "dw", "dwn", "dwm", "dwplane",
+ * "dwsame" or "sep"; strip width mr, 0 for a row variant (a last argument
+ * n: pixels) or a whole plane; k_h x k_w for a fixed kernel shape: no tap
+ * range arguments; 0 x 0 otherwise) and its variant for each ISA (NULL: not
+ * built here). The table ends with a NULL name. */
 struct convgen__uk_symbol {
     const char *name;
     const char *kind;
     int mr, k_h, k_w; /* strip width (0: a row variant); a fixed kernel shape, or 0, 0 */
-    int c, s;         /* a fixed geometry's channels and stride, or 0, 0 (a plane: 0, its stride; dwsame: c, 1) */
+    int c, s;         /* a fixed geometry's channels and stride (sep: its depthwise step's), or 0, 0 (a plane: 0,
+                       * its stride; dwsame: c, 1) */
     int h, w;         /* a plane variant's input plane (kind "dwplane": arguments oh0, oh1), or 0, 0 */
     convgen__uk_fn variant[CONVGEN__UK_ISAS];
 };
