@@ -448,6 +448,84 @@ static void test_sep(void **state)
     }
 }
 
+typedef void (*wino_fn)(const struct convgen_uk_wino *, const float *, float *, const float *, const float *, int,
+                        int);
+
+/* A wino variant (Conv2D 3x3, stride 1, 'same', Winograd F(2x2, 3x3)): items
+ * of one pixel to several blocks of tiles, odd and even sides, input and
+ * output channel counts from one vector to the limit, each activation, with
+ * and without bias, as one call and as row ranges that split tile rows,
+ * against a naive loop in double; the kernel through convgen_uk_wino_pack.
+ * The item's input and the transformed kernel are read-only, the output
+ * against a guard page, every output written. */
+static void test_wino(void **state)
+{
+    const variant *v = *state;
+    static const int sizes[][2] = {{1, 1}, {1, 2}, {2, 1}, {2, 2}, {3, 5}, {5, 3}, {7, 7}, {8, 13}, {14, 3}, {4, 26}};
+    static const int chans[][2] = {{8, 16}, {16, 32}, {24, 16}, {64, 48}, {128, 128}, {8, 128}, {40, 64}, {16, 16},
+                                   {72, 32}, {32, 112}};
+    unsigned long long seed = 0x3141592653ull;
+    for (int n = 0; n < (int)(sizeof sizes / sizeof sizes[0]); n++) {
+        const int H = sizes[n][0], W = sizes[n][1], C = chans[n][0], K = chans[n][1];
+        const int act = n % 3, use_bias = n % 4 != 1;
+        const long in_n = (long)H * W * C, out_n = (long)H * W * K;
+        harness_guarded gi, gu, go;
+        float *x = harness_guarded_alloc(&gi, in_n, n & 1);
+        float *u = harness_guarded_alloc(&gu, 16L * C * K, !(n & 1));
+        float *out = harness_guarded_alloc(&go, out_n, n & 1);
+        float *k = malloc((size_t)9 * C * K * sizeof *k), *bias = malloc((size_t)K * sizeof *bias);
+        float *want = malloc((size_t)out_n * sizeof *want);
+        harness_fill(x, in_n, &seed, -1.0f, 1.0f);
+        harness_fill(k, 9L * C * K, &seed, -1.0f, 1.0f);
+        harness_fill(bias, K, &seed, -1.0f, 1.0f);
+        convgen_uk_wino_pack(k, C, K, u);
+        harness_guarded_readonly(&gi);
+        harness_guarded_readonly(&gu);
+        for (int oh = 0; oh < H; oh++)
+            for (int ow = 0; ow < W; ow++)
+                for (int o = 0; o < K; o++) {
+                    double acc = use_bias ? bias[o] : 0.0;
+                    for (int i = 0; i < 3; i++)
+                        for (int j = 0; j < 3; j++) {
+                            const int ih = oh - 1 + i, iw = ow - 1 + j;
+                            if (ih < 0 || ih >= H || iw < 0 || iw >= W)
+                                continue;
+                            for (int c = 0; c < C; c++)
+                                acc += (double)x[((long)ih * W + iw) * C + c] * k[((i * 3 + j) * C + c) * K + o];
+                        }
+                    want[((long)oh * W + ow) * K + o] = activate((float)acc, act);
+                }
+        const struct convgen_uk_wino g = {C, K, H, W, act};
+        wino_fn fn;
+        memcpy(&fn, &v->symbol->variant[v->isa], sizeof fn);
+        /* sums of 9 x C products, through transforms that scale them by up to 4 */
+        const double tol = 1e-5 * (9.0 * C > 72.0 ? 9.0 * C / 72.0 : 1.0);
+        for (int split = 0; split < 2; split++) {
+            for (long i = 0; i < out_n; i++)
+                out[i] = SENTINEL;
+            if (split) { /* ranges that start and end inside tile rows */
+                const int a = H / 3, b = a + (H - a + 1) / 2;
+                fn(&g, x, out, u, use_bias ? bias : NULL, 0, a);
+                fn(&g, x, out, u, use_bias ? bias : NULL, a, b);
+                fn(&g, x, out, u, use_bias ? bias : NULL, b, H);
+            } else {
+                fn(&g, x, out, u, use_bias ? bias : NULL, 0, H);
+            }
+            long bad = harness_mismatch(out, want, out_n, tol, tol);
+            if (bad >= 0)
+                fail_msg("%s: %dx%d, %d -> %d channels, act %d, bias %d, %s: output[%ld] = %.9g, want %.9g", v->name,
+                         H, W, C, K, act, use_bias, split ? "row ranges" : "one call", bad, (double)out[bad],
+                         (double)want[bad]);
+        }
+        free(k);
+        free(bias);
+        free(want);
+        harness_guarded_free(&gi);
+        harness_guarded_free(&gu);
+        harness_guarded_free(&go);
+    }
+}
+
 /* convgen_uk_pack writes the layout the test packs by hand. */
 static void test_pack(void **state)
 {
@@ -492,6 +570,7 @@ int main(void)
             tests[n].test_func = v->symbol->h                            ? test_plane
                                  : strcmp(v->symbol->kind, "dwsame") == 0 ? test_same
                                  : strcmp(v->symbol->kind, "sep") == 0    ? test_sep
+                                 : strcmp(v->symbol->kind, "wino") == 0   ? test_wino
                                                                           : test_variant;
             tests[n].initial_state = v;
             n++;

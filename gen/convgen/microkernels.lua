@@ -26,7 +26,7 @@ function M.abi(ptrdiff, used)
       if not prototype_index[v.generic] then
         all_prototypes[#all_prototypes + 1] = { name = v.generic, geometry = geometry_of(v.kind),
                                                 fixed = v.taps ~= nil, row = v.mr == 0, fused = v.fused or false,
-                                                plane = v.plane ~= nil or v.same ~= nil }
+                                                plane = v.plane ~= nil or v.same ~= nil or v.wino ~= nil }
         prototype_index[v.generic] = #all_prototypes
       end
     end
@@ -60,7 +60,8 @@ function M.runtime_source()
   for _, v in ipairs(registry.variants()) do
     local guard = v.isa.guard
     if guard then out[#out + 1] = "#ifdef " .. guard .. "\n" end
-    out[#out + 1] = template.render(v.mr == 0 and not v.plane and not v.same and not v.fused and registry.row_template
+    out[#out + 1] = template.render(v.mr == 0 and not v.plane and not v.same and not v.fused and not v.wino
+      and registry.row_template
       or v.kind.template,
       { name = v.name, mr = v.mr, isa = v.isa, kind = v.kind, ptrdiff = "ptrdiff_t", taps = v.taps or false,
         strips = v.strips, strip_loop = strips.loop, plane = v.plane or false, same = v.same or false,
@@ -70,6 +71,33 @@ function M.runtime_source()
     out[#out + 1] = "\n"
   end
   out[#out + 1] = [[
+void convgen_uk_wino_pack(const float *src, ptrdiff_t ci, ptrdiff_t co, float *packed)
+{
+    /* U = G g G^T for each (input, output) channel pair, G = [1 0 0; 1/2 1/2
+     * 1/2; 1/2 -1/2 1/2; 0 0 1]; point (i, j) of U goes to
+     * packed[((i * 4 + j) * (co / 16) + o / 16) * ci * 16 + c * 16 + o % 16]. */
+    for (ptrdiff_t c = 0; c < ci; ++c) {
+        for (ptrdiff_t o = 0; o < co; ++o) {
+            float g[3][3], t[4][3];
+            for (int i = 0; i < 3; ++i)
+                for (int j = 0; j < 3; ++j)
+                    g[i][j] = src[((i * 3 + j) * ci + c) * co + o];
+            for (int j = 0; j < 3; ++j) {
+                t[0][j] = g[0][j];
+                t[1][j] = 0.5f * (g[0][j] + g[1][j] + g[2][j]);
+                t[2][j] = 0.5f * (g[0][j] - g[1][j] + g[2][j]);
+                t[3][j] = g[2][j];
+            }
+            for (int i = 0; i < 4; ++i) {
+                const float u[4] = {t[i][0], 0.5f * (t[i][0] + t[i][1] + t[i][2]), 0.5f * (t[i][0] - t[i][1] + t[i][2]),
+                                    t[i][2]};
+                for (int j = 0; j < 4; ++j)
+                    packed[((i * 4 + j) * (co / 16) + o / 16) * ci * 16 + c * 16 + o % 16] = u[j];
+            }
+        }
+    }
+}
+
 void convgen_uk_pack(const float *src, ptrdiff_t rows, ptrdiff_t columns, float *packed)
 {
     /* Tiles of 16 columns, then of 8, the last zero-padded; a tile of width
@@ -103,7 +131,7 @@ void convgen_uk_pack(const float *src, ptrdiff_t rows, ptrdiff_t columns, float 
         fallback[v.generic] = registry.generic_name(v.kind.name, v.mr, { v.taps[1], v.taps[2] })
       end
       local pl, sm = v.plane, v.same
-      about[v.generic] = sm and ("\"" .. v.kind.name .. "\", 0, " .. sm.k_h .. ", " .. sm.k_w .. ", " .. sm.c .. ", 1, 0, 0")
+      about[v.generic] = v.wino and ("\"" .. v.kind.name .. "\", 0, 3, 3, 0, 1, 0, 0") or sm and ("\"" .. v.kind.name .. "\", 0, " .. sm.k_h .. ", " .. sm.k_w .. ", " .. sm.c .. ", 1, 0, 0")
         or "\"" .. v.kind.name .. "\", " .. v.mr .. ", "
         .. (pl and (pl.k_h .. ", " .. pl.k_w) or v.taps and (v.taps[1] .. ", " .. v.taps[2]) or "0, 0") .. ", "
         .. (pl and ("0, " .. pl.s_h) or v.taps and v.taps.c and (v.taps.c .. ", " .. v.taps.s) or "0, 0") .. ", "
@@ -160,7 +188,7 @@ function M.runtime_header()
     end
     out[#out + 1] = "void " .. v.name .. "(const struct " .. geometry_of(v.kind) .. " *g, const float *x, float *y, "
       .. "const float *w, const float *bias"
-      .. ((v.plane or v.same) and ", int oh0, int oh1);\n" or v.taps and (n .. ");\n")
+      .. ((v.plane or v.same or v.wino) and ", int oh0, int oh1);\n" or v.taps and (n .. ");\n")
         or (",\n    int kh0, int kh1, int kw0, int kw1" .. n .. ");\n"))
     ::next_variant::
   end
