@@ -131,7 +131,8 @@ void convgen_uk_pack(const float *src, ptrdiff_t rows, ptrdiff_t columns, float 
         fallback[v.generic] = registry.generic_name(v.kind.name, v.mr, { v.taps[1], v.taps[2] })
       end
       local pl, sm = v.plane, v.same
-      about[v.generic] = v.wino and ("\"" .. v.kind.name .. "\", 0, 3, 3, 0, 1, 0, 0") or sm and ("\"" .. v.kind.name .. "\", 0, " .. sm.k_h .. ", " .. sm.k_w .. ", " .. sm.c .. ", 1, 0, 0")
+      about[v.generic] = v.wino and ("\"" .. v.kind.name .. "\", 0, 3, 3, 0, 1, 0, 0")
+        or sm and ("\"" .. v.kind.name .. "\", 0, " .. sm.k_h .. ", " .. sm.k_w .. ", " .. sm.c .. ", 1, 0, 0")
         or "\"" .. v.kind.name .. "\", " .. v.mr .. ", "
         .. (pl and (pl.k_h .. ", " .. pl.k_w) or v.taps and (v.taps[1] .. ", " .. v.taps[2]) or "0, 0") .. ", "
         .. (pl and ("0, " .. pl.s_h) or v.taps and v.taps.c and (v.taps.c .. ", " .. v.taps.s) or "0, 0") .. ", "
