@@ -183,6 +183,26 @@ static int tensor_packed(lua_State *L)
     return 1;
 }
 
+/* tensor:wino(ci, co) -> a 3x3 kernel [3][3][ci][co] transformed for the
+ * wino microkernels: 16 x ci x co floats (convgen_uk_wino_pack, the
+ * runtime's own, so that baked and packed-at-run-time kernels agree). */
+static int tensor_wino(lua_State *L)
+{
+    tensor *t = check_tensor(L, 1);
+    lua_Integer ci = luaL_checkinteger(L, 2), co = luaL_checkinteger(L, 3);
+    luaL_argcheck(L, ci > 0 && co > 0 && co % 16 == 0 && 9 * ci * co == t->a.count, 2, "shape mismatch");
+    convgen_npy_array a;
+    a.rank = 1;
+    a.shape[0] = 16 * ci * co;
+    a.count = 16 * ci * co;
+    a.data = calloc((size_t)a.count, sizeof(float));
+    if (!a.data)
+        return luaL_error(L, "out of memory");
+    convgen_uk_wino_pack(t->a.data, (ptrdiff_t)ci, (ptrdiff_t)co, a.data);
+    push_tensor(L, &a);
+    return 1;
+}
+
 /* Writes v as a C float literal that reads back to the same float. */
 static int float_literal(char *buf, size_t n, float v)
 {
@@ -667,7 +687,7 @@ static int l_jit_symbols(lua_State *L)
 
 static const luaL_Reg tensor_methods[] = {
     {"shape", tensor_shape}, {"get", tensor_get},
-    {"literals", tensor_literals}, {"reshaped", tensor_reshaped}, {"packed", tensor_packed},
+    {"literals", tensor_literals}, {"reshaped", tensor_reshaped}, {"packed", tensor_packed}, {"wino", tensor_wino},
     {"scaled_columns", tensor_scaled_columns}, {NULL, NULL},
 };
 

@@ -90,6 +90,9 @@ static int add_microkernels(TCCState *s)
     void *address;
     memcpy(&address, &pack, sizeof address);
     ok = ok && tcc_add_symbol(s, "convgen_uk_pack", address) == 0;
+    pack = convgen_uk_wino_pack;
+    memcpy(&address, &pack, sizeof address);
+    ok = ok && tcc_add_symbol(s, "convgen_uk_wino_pack", address) == 0;
     /* tcc itself emits calls to these for aggregate initializers and copies
      * (with -nostdlib, nothing else provides them) */
     void *(*copy)(void *, const void *, size_t) = memcpy;

@@ -359,6 +359,23 @@ function M.sep(dw_taps)
   return nil
 end
 
+-- The Winograd kind (wino) for a dense layer it is made for, as its
+-- ISA-neutral name, or nil: Conv2D 3x3, stride 1, no dilation, 'same'
+-- padding, input channels a multiple of 8 and output channels of 16, both
+-- at most the kind's max_c.
+function M.wino(ir)
+  for _, kind in ipairs(M.kinds) do
+    if kind.winograd then
+      local max = kind.winograd.max_c
+      local ok = ir.rank == 2 and ir.k_h == 3 and ir.k_w == 3 and ir.s_h == 1 and ir.s_w == 1 and ir.d_h == 1
+        and ir.d_w == 1 and ir.out_h == ir.in_h and ir.out_w == ir.in_w and ir.pad_top == 1 and ir.pad_left == 1
+        and ir.in_c % 8 == 0 and ir.out_c % 16 == 0 and ir.in_c <= max and ir.out_c <= max
+      return ok and "convgen_uk_wino_f2k3" or nil
+    end
+  end
+  return nil
+end
+
 -- How planes are tiled: { block, segment } (the dwplane kind's).
 function M.plane_tiling()
   for _, kind in ipairs(M.kinds) do

@@ -569,6 +569,34 @@ static void build_matrix(void)
         h->baked = i == 1;
         h->reaches = sep[i].reaches;
     }
+    /* Conv2D 3x3 at stride 1, 'same', the Winograd microkernel's layers
+     * (input channels a multiple of 8, output channels of 16, both at most
+     * 128): odd and even sides, one interior row, bias or none, each activation it
+     * applies, baked and packed at run time; then layers that keep the
+     * direct code: gelu (the driver applies it), 12 input channels, 'valid'. */
+    static const struct {
+        int h, w, c, filters;
+        const char *padding, *act, *reaches;
+    } wino[] = {
+        {6, 7, 8, 16, "same", "relu", "convgen_uk_wino_f2k3("},
+        {5, 5, 16, 32, "same", "relu6", "convgen_uk_wino_f2k3("},
+        {8, 3, 64, 48, "same", "linear", "convgen_uk_wino_f2k3("},
+        {3, 9, 8, 16, "same", "relu", "convgen_uk_wino_f2k3("},
+        {9, 12, 128, 128, "same", "relu", "convgen_uk_wino_f2k3("},
+        {6, 6, 16, 16, "same", "gelu", "convgen_uk_conv_4x16("},
+        {6, 6, 12, 16, "same", "relu", "convgen_uk_conv_row("},
+        {6, 6, 16, 16, "valid", "relu", "convgen_uk_conv_row("},
+    };
+    for (int i = 0; i < (int)(sizeof wino / sizeof wino[0]); i++) {
+        ref_layer l = {.kind = REF_CONV, .rank = 2, .in_h = wino[i].h, .in_w = wino[i].w, .in_c = wino[i].c, .k_h = 3,
+                       .k_w = 3, .s_h = 1, .s_w = 1, .d_h = 1, .d_w = 1, .padding = wino[i].padding,
+                       .filters = wino[i].filters, .groups = 1, .depth_multiplier = 1, .use_bias = i != 2,
+                       .activation = wino[i].act, .keras_version = 3};
+        kernel_case *h = add_case("hybrid_wino", l, 1 + i % 2);
+        h->target = "hybrid";
+        h->baked = i == 1 || i == 4;
+        h->reaches = wino[i].reaches;
+    }
     /* tf.keras's hard_sigmoid. */
     ref_layer k2 = {REF_CONV, 2, 0, 5, 5, 3, 3, 3, 1, 1, 1, 1, "same", 4, 1, 1, 1, "hard_sigmoid", 2};
     add_case("keras2", k2, 1);

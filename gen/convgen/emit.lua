@@ -212,6 +212,8 @@ hybrid_geometry = function(ir, p, ctx)
       add("convgen_uk_dw", "dw_col", { ir.in_c, ir.depth_multiplier, ir.k_w, ir.k_h * ir.k_w, ir.s_h * p.in_stride.h,
         p.out_stride.h, taps_h, taps_w, act, ir.in_h, ir.in_w })
     end
+  elseif simd.plane and simd.plane.wino then
+    add("convgen_uk_wino", "wino", { ir.in_c, ir.out_c, ir.in_h, ir.in_w, act })
   elseif simd.kind == "dense" then
     add("convgen_uk_conv", "conv", { simd.ci, ir.out_c, ir.k_w, #simd.taps, simd.pixel_stride, simd.out_pixel_stride,
       taps_h, taps_w, act })
@@ -326,7 +328,8 @@ local function strip_functions(ir, p, ctx, entry, act)
         format("static void %s__plane(const float *restrict in, float *restrict out, int oh0, int oh1%s)",
           ctx.name, params),
         "{",
-        format("    %s(&%s__dw, in, out, %s, %s, oh0, oh1);", simd.plane.microkernel, ctx.name,
+        format("    %s(&%s__%s, in, out, %s, %s, oh0, oh1);", simd.plane.microkernel, ctx.name,
+          simd.plane.wino and "wino" or "dw",
           simd.packed and simd.packed.name or simd.kernel,
           ir.use_bias and "bias" or "0"),
         "}",
@@ -529,7 +532,8 @@ packed_weights = function(ir, p, tensors, at_runtime, ctx)
     end
     ctx.packed_array = {
       name = packed.name, count = packed.size, source = packed.source,
-      literals = tensors[source_index]:packed(packed.rows, packed.columns, spec):literals("    ", 8),
+      literals = (packed.wino and tensors[source_index]:wino(packed.ci, packed.columns)
+        or tensors[source_index]:packed(packed.rows, packed.columns, spec)):literals("    ", 8),
     }
   end
 end
