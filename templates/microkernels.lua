@@ -299,8 +299,8 @@ function M.variants()
     end
     if kind.winograd then
       for _, isa in ipairs(M.isas) do
-        out[#out + 1] = { kind = kind, isa = isa, mr = 0, wino = true, name = "convgen_uk_wino_" .. isa.name .. "_f2k3",
-                          generic = "convgen_uk_wino_f2k3" }
+        out[#out + 1] = { kind = kind, isa = isa, mr = 0, wino = true, name = M.wino_name(isa.name),
+                          generic = M.wino_name() }
       end
     end
     if kind.planes or kind.same or kind.fuses or kind.winograd then shapes = {} end
@@ -359,6 +359,11 @@ function M.sep(dw_taps)
   return nil
 end
 
+-- The wino variant's name (isa nil: the ISA-neutral one).
+function M.wino_name(isa_name)
+  return "convgen_uk_wino" .. (isa_name and ("_" .. isa_name) or "") .. "_f2k3"
+end
+
 -- The Winograd kind (wino) for a dense layer it is made for, as its
 -- ISA-neutral name, or nil: Conv2D 3x3, stride 1, no dilation, 'same'
 -- padding, input channels a multiple of 8 and output channels of 16, both
@@ -370,7 +375,7 @@ function M.wino(ir)
       local ok = ir.rank == 2 and ir.k_h == 3 and ir.k_w == 3 and ir.s_h == 1 and ir.s_w == 1 and ir.d_h == 1
         and ir.d_w == 1 and ir.out_h == ir.in_h and ir.out_w == ir.in_w and ir.pad_top == 1 and ir.pad_left == 1
         and ir.in_c % 8 == 0 and ir.out_c % 16 == 0 and ir.in_c <= max and ir.out_c <= max
-      return ok and "convgen_uk_wino_f2k3" or nil
+      return ok and M.wino_name() or nil
     end
   end
   return nil

@@ -192,6 +192,18 @@ static kernel_case *add_case(const char *label, ref_layer l, int batch)
     return c;
 }
 
+/* A case that must reach a code path: its generated source must hold
+ * `reaches` (the call or function that path writes). */
+static kernel_case *add_reaching_case(const char *label, ref_layer l, int batch, const char *target, int baked,
+                                      const char *reaches)
+{
+    kernel_case *c = add_case(label, l, batch);
+    c->target = target;
+    c->baked = baked;
+    c->reaches = reaches;
+    return c;
+}
+
 static void build_matrix(void)
 {
     static const int in_channels[] = {1, 3, 5, 8, 11, 16};
@@ -511,10 +523,8 @@ static void build_matrix(void)
                         .k_w = 3, .s_h = 1, .s_w = 1, .d_h = 1, .d_w = 1, .padding = "same", .groups = 1,
                         .depth_multiplier = 1, .use_bias = i != 1, .activation = i == 1 ? "linear" : "relu6",
                         .keras_version = 3};
-        kernel_case *h = add_case("hybrid_plane", pl, 1 + i % 2);
-        h->target = "hybrid";
-        h->baked = i == 1;
-        h->reaches = i == 2 ? "convgen_uk_dw_row_k3x3" : "convgen_uk_dwplane_7x7_k3x3_s1";
+        add_reaching_case("hybrid_plane", pl, 1 + i % 2, "hybrid", i == 1,
+                          i == 2 ? "convgen_uk_dw_row_k3x3" : "convgen_uk_dwplane_7x7_k3x3_s1");
     }
     /* Planes the dwsame microkernels are made for ('same', stride 1, 3x3,
      * 16 to 128 channels): one interior pixel high or wide, strip remainders,
@@ -537,10 +547,7 @@ static void build_matrix(void)
                        .k_h = 3, .k_w = 3, .s_h = same[i].s, .s_w = same[i].s, .d_h = 1, .d_w = 1,
                        .padding = "same", .groups = 1, .depth_multiplier = 1, .use_bias = i != 2,
                        .activation = same[i].act, .keras_version = 3};
-        kernel_case *h = add_case("hybrid_same", l, 1 + i % 2);
-        h->target = "hybrid";
-        h->baked = i == 3;
-        h->reaches = same[i].reaches;
+        add_reaching_case("hybrid_same", l, 1 + i % 2, "hybrid", i == 3, same[i].reaches);
     }
     /* Separable layers the fused sep row microkernels are made for (a dwn
      * fixed geometry: 3x3 at stride 1 and 2, 1x3 dilated, 16 to 128
@@ -564,10 +571,7 @@ static void build_matrix(void)
                        .s_w = sep[i].s, .d_h = 1, .d_w = sep[i].d, .padding = sep[i].padding,
                        .filters = sep[i].filters, .groups = 1, .depth_multiplier = 1, .use_bias = i != 2,
                        .activation = sep[i].act, .keras_version = 3};
-        kernel_case *h = add_case("hybrid_sep", l, 1 + i % 2);
-        h->target = "hybrid";
-        h->baked = i == 1;
-        h->reaches = sep[i].reaches;
+        add_reaching_case("hybrid_sep", l, 1 + i % 2, "hybrid", i == 1, sep[i].reaches);
     }
     /* Conv2D 3x3 at stride 1, 'same', the Winograd microkernel's layers
      * (input channels a multiple of 8, output channels of 16, both at most
@@ -592,10 +596,7 @@ static void build_matrix(void)
                        .k_w = 3, .s_h = 1, .s_w = 1, .d_h = 1, .d_w = 1, .padding = wino[i].padding,
                        .filters = wino[i].filters, .groups = 1, .depth_multiplier = 1, .use_bias = i != 2,
                        .activation = wino[i].act, .keras_version = 3};
-        kernel_case *h = add_case("hybrid_wino", l, 1 + i % 2);
-        h->target = "hybrid";
-        h->baked = i == 1 || i == 4;
-        h->reaches = wino[i].reaches;
+        add_reaching_case("hybrid_wino", l, 1 + i % 2, "hybrid", i == 1 || i == 4, wino[i].reaches);
     }
     /* tf.keras's hard_sigmoid. */
     ref_layer k2 = {REF_CONV, 2, 0, 5, 5, 3, 3, 3, 1, 1, 1, 1, "same", 4, 1, 1, 1, "hard_sigmoid", 2};
