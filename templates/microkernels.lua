@@ -365,9 +365,9 @@ function M.wino_name(isa_name)
 end
 
 -- The Winograd kind (wino) for a dense layer it is made for, as its
--- ISA-neutral name, or nil: Conv2D 3x3, stride 1, no dilation, 'same'
--- padding, input channels a multiple of 8 and output channels of 16, both
--- at most the kind's max_c.
+-- ISA-neutral name and the kind's winograd table, or nil: Conv2D 3x3,
+-- stride 1, no dilation, 'same' padding, input channels a multiple of 8 and
+-- output channels of 16, both at most the kind's max_c.
 function M.wino(ir)
   for _, kind in ipairs(M.kinds) do
     if kind.winograd then
@@ -375,7 +375,8 @@ function M.wino(ir)
       local ok = ir.rank == 2 and ir.k_h == 3 and ir.k_w == 3 and ir.s_h == 1 and ir.s_w == 1 and ir.d_h == 1
         and ir.d_w == 1 and ir.out_h == ir.in_h and ir.out_w == ir.in_w and ir.pad_top == 1 and ir.pad_left == 1
         and ir.in_c % 8 == 0 and ir.out_c % 16 == 0 and ir.in_c <= max and ir.out_c <= max
-      return ok and M.wino_name() or nil
+      if ok then return M.wino_name(), kind.winograd end
+      return nil
     end
   end
   return nil

@@ -277,6 +277,15 @@ local function strip_functions(ir, p, ctx, entry, act)
                 act = act, params = params, args = ctx.rargs, plane = ctx.name .. "__plane" },
     }):gsub("^\n", ""):gsub("\n$", ""))
   end
+  if simd.plane and simd.plane.wino and p.target ~= "hybrid" then -- the whole layer, by Winograd
+    return (template.render("templates/microkernel_wino.c.in", {
+      name = ctx.name .. "__wino", isa = registry.isas[1], ptrdiff = ctx.ptrdiff,
+      kind = { winograd = { tile = simd.plane.tile } },
+      layer = { ci = ir.in_c, co = ir.out_c, h = ir.in_h, w = ir.in_w, kernel = simd.packed.name,
+                use_bias = ir.use_bias, vector_act = vector_act, act = act, params = params,
+                plane = ctx.name .. "__plane" },
+    }):gsub("^\n", ""):gsub("\n$", ""))
+  end
   if simd.plane and p.target ~= "hybrid" then -- the whole layer, a block of channels at a time
     return (template.render("templates/plane_depthwise.c.in", {
       isa = false, name = ctx.name, plane = ir, taps = simd.taps, kernel = simd.packed.name,
@@ -520,9 +529,12 @@ packed_weights = function(ir, p, tensors, at_runtime, ctx)
   end
   if at_runtime then
     ctx.wlocals[#ctx.wlocals + 1] = format("const float *restrict %s = weights[%d];", packed.name, #ir.weights)
+    -- (A layer of the avx2 target cannot call the runtime's transform: it gets its own.)
+    local transform = packed.wino and p.target ~= "hybrid" and template.render("templates/microkernel_wino_pack.c.in",
+      { name = ctx.name .. "__wino_pack", storage = "static ", ptrdiff = ctx.ptrdiff })
     ctx.pack_function = template.render("templates/pack.c.in", {
       name = ctx.name, NAME = ctx.NAME, packed = packed, source_index = source_index - 1, blocks = p.simd.blocks,
-      ptrdiff = ctx.ptrdiff, hybrid = p.target == "hybrid",
+      ptrdiff = ctx.ptrdiff, hybrid = p.target == "hybrid", transform = transform or false,
     }):gsub("\n$", "")
   else
     ctx.wlocals[#ctx.wlocals + 1] = format("const float *restrict %s = %s__%s;", packed.name, ctx.name, packed.name)

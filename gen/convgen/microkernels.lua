@@ -70,42 +70,9 @@ function M.runtime_source()
     if guard then out[#out + 1] = "#endif\n" end
     out[#out + 1] = "\n"
   end
+  out[#out + 1] = template.render("templates/microkernel_wino_pack.c.in",
+    { name = "convgen_uk_wino_pack", storage = "", ptrdiff = "ptrdiff_t" }) .. "\n"
   out[#out + 1] = [[
-void convgen_uk_wino_pack(const float *src, ptrdiff_t ci, ptrdiff_t co, float *packed)
-{
-    /* U = G g G^T for each (input, output) channel pair, G = [1 0 0; 1/2 1/2
-     * 1/2; 1/2 -1/2 1/2; 0 0 1]; point (i, j) of U goes to
-     * packed[((i * 4 + j) * (co / 16) + o / 16) * ci * 16 + c * 16 + o % 16].
-     * 16 output channels at a time: their 9 taps are read into a local
-     * tile and their 16 points written out from one, each a whole 64-byte
-     * run. (Lane by lane, the 25 runs, ci * co floats apart, share an L1 set
-     * and evict each other: 32x the time at 128 x 128 channels.) */
-    const ptrdiff_t gs = ci * co;
-    for (ptrdiff_t c = 0; c < ci; ++c) {
-        for (ptrdiff_t ob = 0; ob < co; ob += 16) {
-            float g[9][16], t[4][3][16], u[16][16];
-            for (int k = 0; k < 9; ++k)
-                memcpy(g[k], src + k * gs + c * co + ob, sizeof g[k]);
-            for (int j = 0; j < 3; ++j) /* t = G g, lane by lane */
-                for (int l = 0; l < 16; ++l) {
-                    t[0][j][l] = g[j][l];
-                    t[1][j][l] = 0.5f * (g[j][l] + g[3 + j][l] + g[6 + j][l]);
-                    t[2][j][l] = 0.5f * (g[j][l] - g[3 + j][l] + g[6 + j][l]);
-                    t[3][j][l] = g[6 + j][l];
-                }
-            for (int i = 0; i < 4; ++i) /* U = t G^T */
-                for (int l = 0; l < 16; ++l) {
-                    u[i * 4][l] = t[i][0][l];
-                    u[i * 4 + 1][l] = 0.5f * (t[i][0][l] + t[i][1][l] + t[i][2][l]);
-                    u[i * 4 + 2][l] = 0.5f * (t[i][0][l] - t[i][1][l] + t[i][2][l]);
-                    u[i * 4 + 3][l] = t[i][2][l];
-                }
-            for (int p = 0; p < 16; ++p)
-                memcpy(packed + p * gs + ob * ci + c * 16, u[p], sizeof u[p]);
-        }
-    }
-}
-
 void convgen_uk_pack(const float *src, ptrdiff_t rows, ptrdiff_t columns, float *packed)
 {
     /* Tiles of 16 columns, then of 8, the last zero-padded; a tile of width

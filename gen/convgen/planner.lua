@@ -407,9 +407,13 @@ function M.plan(ir, options)
     -- A hybrid Conv2D 3x3 at stride 1, 'same', of at most 128 channels each
     -- way: the whole plane by Winograd F(2x2, 3x3) in one call (harness:
     -- 1.67x the avx2 target's direct code on 56x56x64, 1.55x on 28x28x128).
-    local wino_uk = dense and hybrid and ir.groups == 1 and simd.uk_act and not p.axis_pass and not flat
-      and microkernels.wino(ir)
-    if wino_uk then simd.plane = { microkernel = wino_uk, wino = true } end
+    -- The avx2 target writes the same code into the layer, its shape,
+    -- channels, bias and activation folded in, the kernel transformed when
+    -- it is baked (or by the layer's pack function).
+    local wino_uk, winograd = microkernels.wino(ir)
+    if not (dense and not p.axis_pass and not flat) then wino_uk = nil end
+    if wino_uk and hybrid and simd.uk_act then simd.plane = { microkernel = wino_uk, wino = true } end
+    if wino_uk and not hybrid then simd.plane = { wino = true, tile = winograd.tile } end
     if simd.plane then simd.vertical, simd.column_major = false, false end
     if simd.vertical then
       simd.vmr = min(dense and AVX2_MR or mr, interior_rows)
