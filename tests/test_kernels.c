@@ -598,6 +598,32 @@ static void build_matrix(void)
                        .activation = wino[i].act, .keras_version = 3};
         add_reaching_case("hybrid_wino", l, 1 + i % 2, "hybrid", i == 1 || i == 4, wino[i].reaches);
     }
+    /* The same layers on the avx2 target, which writes the Winograd code
+     * into the layer (sizes, bias and activation folded in): sigmoid has no
+     * vector form there (applied to the stored values), and a 3x3 plane is
+     * 2x2 tiles, three of them part padding; 12 input channels and 'valid'
+     * keep the direct strips. */
+    static const struct {
+        int h, w, c, filters;
+        const char *padding, *act, *reaches;
+    } wino_avx2[] = {
+        {6, 7, 8, 16, "same", "relu", "transformed input: [point][tile][ci]"},
+        {5, 5, 16, 32, "same", "relu6", "transformed input: [point][tile][ci]"},
+        {8, 3, 64, 48, "same", "linear", "transformed input: [point][tile][ci]"},
+        {3, 9, 8, 16, "same", "sigmoid", "transformed input: [point][tile][ci]"},
+        {9, 12, 128, 128, "same", "relu", "transformed input: [point][tile][ci]"},
+        {3, 3, 8, 16, "same", "relu", "transformed input: [point][tile][ci]"},
+        {6, 6, 12, 16, "same", "relu", "__strip4("},
+        {6, 6, 16, 16, "valid", "relu", "__strip4("},
+    };
+    for (int i = 0; i < (int)(sizeof wino_avx2 / sizeof wino_avx2[0]); i++) {
+        ref_layer l = {.kind = REF_CONV, .rank = 2, .in_h = wino_avx2[i].h, .in_w = wino_avx2[i].w,
+                       .in_c = wino_avx2[i].c, .k_h = 3, .k_w = 3, .s_h = 1, .s_w = 1, .d_h = 1, .d_w = 1,
+                       .padding = wino_avx2[i].padding, .filters = wino_avx2[i].filters, .groups = 1,
+                       .depth_multiplier = 1, .use_bias = i != 2, .activation = wino_avx2[i].act,
+                       .keras_version = 3};
+        add_reaching_case("avx2_wino", l, 1 + i % 2, "avx2", i != 1 && i != 4, wino_avx2[i].reaches);
+    }
     /* tf.keras's hard_sigmoid. */
     ref_layer k2 = {REF_CONV, 2, 0, 5, 5, 3, 3, 3, 1, 1, 1, 1, "same", 4, 1, 1, 1, "hard_sigmoid", 2};
     add_case("keras2", k2, 1);
