@@ -183,17 +183,20 @@ M.kinds = {
   },
   {
     -- Conv2D 3x3 at stride 1 with 'same' padding by Winograd's F(2x2, 3x3):
-    -- per row of 2x2 output tiles, blocks of `tile` tiles; each block's
-    -- 4x4 input patches are transformed into a stack buffer, 16 products
-    -- of the block by the transformed kernel (convgen_uk_wino_pack: 16 x ci
-    -- x co floats, [point][co / 16][ci][16]) run on the conv kind's register
-    -- tile, and their results are transformed back, bias and activation
-    -- added. 2.25x fewer multiply-adds than the direct code: 1.5x its speed
-    -- at 56x56x64 and 28x28x128, 1.15x at 14x14x256 (prototype,
-    -- bench/winograd_prototype.c). Input channels and output channels at
-    -- most max_c, output channels a multiple of 16; rows [oh0, oh1).
+    -- the 2x2 output tiles of the rows asked for, in blocks of `tile` tiles;
+    -- each block's 4x4 input patches are transformed into a stack buffer, 16
+    -- products of the block by the transformed kernel (convgen_uk_wino_pack:
+    -- 16 x ci x co floats, [point][co / 16][ci][16]) run on the conv kind's
+    -- register tile, and their results are transformed back, bias and
+    -- activation added. 2.25x fewer multiply-adds than the direct code; make
+    -- bench (the avx2 target writes the same code into the layer): 1.8-1.9x
+    -- its speed at 56x56x64, 28x28x128 and 14x14x256. At 7x7x512 the 16 MiB
+    -- transformed kernel, streamed again for each block, no longer stays in
+    -- cache: 0.75-0.9x, hence max_c. Input and output channels at most max_c
+    -- (stack: 16 x tile x (ci + co) floats), output channels a multiple of
+    -- 16; rows [oh0, oh1).
     name = "wino", template = "templates/microkernel_wino.c.in", geometry = "convgen_uk_wino",
-    winograd = { tile = 6, max_c = 128 },
+    winograd = { tile = 6, max_c = 256 },
     what = "Conv2D 3x3, stride 1, 'same', by Winograd F(2x2, 3x3) over a transformed kernel, rows [oh0, oh1)",
   },
   {

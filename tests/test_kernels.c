@@ -575,7 +575,7 @@ static void build_matrix(void)
     }
     /* Conv2D 3x3 at stride 1, 'same', the Winograd microkernel's layers
      * (input channels a multiple of 8, output channels of 16, both at most
-     * 128): odd and even sides, one interior row, bias or none, each activation it
+     * 256): odd and even sides, one interior row, bias or none, each activation it
      * applies, baked and packed at run time; then layers that keep the
      * direct code: gelu (the driver applies it), 12 input channels, 'valid'. */
     static const struct {
@@ -587,6 +587,7 @@ static void build_matrix(void)
         {8, 3, 64, 48, "same", "linear", "convgen_uk_wino_f2k3("},
         {3, 9, 8, 16, "same", "relu", "convgen_uk_wino_f2k3("},
         {9, 12, 128, 128, "same", "relu", "convgen_uk_wino_f2k3("},
+        {4, 5, 256, 256, "same", "relu", "convgen_uk_wino_f2k3("},
         {6, 6, 16, 16, "same", "gelu", "convgen_uk_conv_4x16("},
         {6, 6, 12, 16, "same", "relu", "convgen_uk_conv_row("},
         {6, 6, 16, 16, "valid", "relu", "convgen_uk_conv_row("},
@@ -613,6 +614,7 @@ static void build_matrix(void)
         {3, 9, 8, 16, "same", "sigmoid", "transformed input: [point][tile][ci]"},
         {9, 12, 128, 128, "same", "relu", "transformed input: [point][tile][ci]"},
         {3, 3, 8, 16, "same", "relu", "transformed input: [point][tile][ci]"},
+        {5, 4, 256, 240, "same", "relu6", "transformed input: [point][tile][ci]"},
         {6, 6, 12, 16, "same", "relu", "__strip4("},
         {6, 6, 16, 16, "valid", "relu", "__strip4("},
     };
@@ -622,7 +624,8 @@ static void build_matrix(void)
                        .padding = wino_avx2[i].padding, .filters = wino_avx2[i].filters, .groups = 1,
                        .depth_multiplier = 1, .use_bias = i != 2, .activation = wino_avx2[i].act,
                        .keras_version = 3};
-        add_reaching_case("avx2_wino", l, 1 + i % 2, "avx2", i != 1 && i != 4, wino_avx2[i].reaches);
+        add_reaching_case("avx2_wino", l, 1 + i % 2, "avx2", i == 0 || i == 2 || i == 3 || i == 5,
+                          wino_avx2[i].reaches);
     }
     /* tf.keras's hard_sigmoid. */
     ref_layer k2 = {REF_CONV, 2, 0, 5, 5, 3, 3, 3, 1, 1, 1, 1, "same", 4, 1, 1, 1, "hard_sigmoid", 2};

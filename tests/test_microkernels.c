@@ -461,9 +461,10 @@ typedef void (*wino_fn)(const struct convgen_uk_wino *, const float *, float *, 
 static void test_wino(void **state)
 {
     const variant *v = *state;
-    static const int sizes[][2] = {{1, 1}, {1, 2}, {2, 1}, {2, 2}, {3, 5}, {5, 3}, {7, 7}, {8, 13}, {14, 3}, {4, 26}};
+    static const int sizes[][2] = {{1, 1}, {1, 2}, {2, 1}, {2, 2}, {3, 5}, {5, 3}, {7, 7}, {8, 13},
+                                   {14, 3}, {4, 26}, {5, 6}, {3, 4}};
     static const int chans[][2] = {{8, 16}, {16, 32}, {24, 16}, {64, 48}, {128, 128}, {8, 128}, {40, 64}, {16, 16},
-                                   {72, 32}, {32, 112}};
+                                   {72, 32}, {32, 112}, {256, 256}, {200, 240}};
     unsigned long long seed = 0x3141592653ull;
     for (int n = 0; n < (int)(sizeof sizes / sizeof sizes[0]); n++) {
         const int H = sizes[n][0], W = sizes[n][1], C = chans[n][0], K = chans[n][1];
