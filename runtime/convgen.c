@@ -4,6 +4,7 @@
 
 #include "backend.h"
 #include "jit.h"
+#include "microkernels.h"
 #include "host.h"
 
 #include <lauxlib.h>
@@ -35,6 +36,8 @@ typedef struct layer_code {
     size_t packed_size; /* > 0: the code also reads weights[num_weights], made by pack */
     void (*pack)(const float *const weights[], float *packed);
     int packed_only;    /* -1, or the weight pack reads that the code reads only packed: no copy is kept */
+    int pack_kind;      /* how pack lays it out: 0 its own way, 1 convgen_uk_pack, 2 convgen_uk_wino_pack ... */
+    ptrdiff_t pack_rows, pack_columns; /* ... called with these (rows or input channels, columns) */
     char weights_text[512]; /* "kernel (3, 3, 3, 4), bias (4,)" for messages */
 } layer_code;
 
@@ -249,10 +252,13 @@ static convgen_kernel *kernel_new(layer_code *code, const float *const *weights)
 }
 
 /* Under ctx->lock: whether k was made from these weights. A weight kept
- * only packed is packed again, into the context's scratch (a fresh buffer
- * of megabytes would cost its page faults on every lookup), and compared in
- * that form: the layout is a permutation with zero padding, so equal packed
- * arrays mean equal weights. */
+ * only packed is compared in that form: in place where the layout is the
+ * runtime's own (convgen_uk_pack's or the Winograd transform's), otherwise
+ * packed again into the context's scratch (a fresh buffer of megabytes
+ * would cost its page faults on every lookup). Equal packed arrays mean a
+ * kernel computing the same: convgen_uk_pack's layout is a permutation with
+ * zero padding, and weights whose transforms round alike give the same
+ * kernel, by construction. */
 static int same_weights(convgen_context *ctx, const convgen_kernel *k, const float *const *weights)
 {
     const layer_code *code = k->code;
@@ -262,6 +268,11 @@ static int same_weights(convgen_context *ctx, const convgen_kernel *k, const flo
     }
     if (code->packed_only < 0)
         return 1;
+    const float *packed = k->weights[code->num_weights], *src = weights[code->packed_only];
+    if (code->pack_kind == 1)
+        return convgen__uk_pack_equal(src, code->pack_rows, code->pack_columns, packed);
+    if (code->pack_kind == 2)
+        return convgen__uk_wino_equal(src, code->pack_rows, code->pack_columns, packed);
     if (ctx->scratch_size < code->packed_size) {
         float *bigger = realloc(ctx->scratch, code->packed_size * sizeof(float));
         if (!bigger)
@@ -270,7 +281,7 @@ static int same_weights(convgen_context *ctx, const convgen_kernel *k, const flo
         ctx->scratch_size = code->packed_size;
     }
     code->pack(weights, ctx->scratch);
-    return memcmp(ctx->scratch, k->weights[code->num_weights], code->packed_size * sizeof(float)) == 0;
+    return memcmp(ctx->scratch, packed, code->packed_size * sizeof(float)) == 0;
 }
 
 convgen_status convgen_kernel_run(const convgen_kernel *k, const float *input, float *output, int batch)
@@ -676,6 +687,13 @@ static convgen_status build_code(lua_State *L, int backend, layer_code **out, ch
     lua_getfield(L, -4, "packed_only");
     code->packed_only = code->packed_size && lua_toboolean(L, -1) ? (int)lua_tointeger(L, -2) : -1;
     lua_pop(L, 4);
+    lua_getfield(L, -1, "pack_kind");
+    lua_getfield(L, -2, "pack_rows");
+    lua_getfield(L, -3, "pack_columns");
+    code->pack_kind = (int)lua_tointeger(L, -3);
+    code->pack_rows = (ptrdiff_t)lua_tointeger(L, -2);
+    code->pack_columns = (ptrdiff_t)lua_tointeger(L, -1);
+    lua_pop(L, 3);
     lua_getfield(L, -1, "weights");
     code->num_weights = (int)luaL_len(L, -1);
     if (code->num_weights + (code->packed_size > 0) > MAX_WEIGHTS) {

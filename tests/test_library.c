@@ -387,7 +387,8 @@ static void make_layers(void)
  * (Conv2D's kernel, a separable layer's pointwise kernel, a wide depthwise
  * kernel): the cache still tells equal weights, in other buffers, from
  * weights differing in one value of that copy's source; both kernels compute
- * their own weights' outputs. Both backends. */
+ * their own weights' outputs. Both backends; a Winograd layer's kernel is kept
+ * transformed. */
 static void test_cache_packed_weights(void **state)
 {
     (void)state;
@@ -398,7 +399,9 @@ static void test_cache_packed_weights(void **state)
     } cases[] = {{REF_CONV, 5, 19, 0, CONVGEN_BACKEND_TCC},
                  {REF_SEPARABLE, 6, 21, 1, CONVGEN_BACKEND_TCC},
                  {REF_DEPTHWISE, 136, 0, 0, CONVGEN_BACKEND_TCC},
-                 {REF_CONV, 5, 19, 0, CONVGEN_BACKEND_CC}};
+                 {REF_CONV, 5, 19, 0, CONVGEN_BACKEND_CC},
+                 {REF_CONV, 16, 32, 0, CONVGEN_BACKEND_TCC}, /* Winograd: the kernel kept transformed */
+                 {REF_CONV, 16, 32, 0, CONVGEN_BACKEND_CC}};
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         ref_layer l = {.kind = cases[c].kind, .rank = 2, .in_h = 7, .in_w = 13, .in_c = cases[c].in_c, .k_h = 3,
                        .k_w = 3, .s_h = 1, .s_w = 1, .d_h = 1, .d_w = 1, .padding = "same",
@@ -440,6 +443,20 @@ static void test_cache_packed_weights(void **state)
         assert_int_equal(convgen_compile(ctx, &spec, &d, msg, sizeof msg), CONVGEN_OK);
         assert_ptr_not_equal(d, a);
         assert_int_equal(convgen_cache_size(ctx), 2);
+        /* one value changed at either end of the source (the end: a partial
+         * channel tile where there is one), or its sign: no hit */
+        const long n_src = ref_weight_size(&l, cases[c].source);
+        const long at[3] = {0, n_src - 1, n_src / 3};
+        for (int p = 0; p < 3; p++) {
+            float *v = &w2[cases[c].source][at[p]], kept = *v;
+            *v = p == 2 ? -*v : *v + 0.25f;
+            convgen_kernel *e;
+            assert_int_equal(convgen_compile(ctx, &spec, &e, msg, sizeof msg), CONVGEN_OK);
+            assert_ptr_not_equal(e, a);
+            assert_ptr_not_equal(e, d);
+            convgen_kernel_destroy(e);
+            *v = kept;
+        }
 
         const float *const *sets[2] = {(const float *const *)w, (const float *const *)w2};
         convgen_kernel *kernels[2] = {a, d};

@@ -263,6 +263,16 @@ function M.prepare(spec_text, label, input_shape_text, keras_version, weights_di
   -- reads only its packed copy (the library then keeps no plain copy)
   local packed = result.plan.simd and result.plan.simd.packed
   info.packed_source, info.packed_only = -1, false
+  -- How the pack function lays the weight out, where the runtime has the
+  -- same layout (a hybrid driver calls its pack; a wino transform is one
+  -- template): the library then compares a caller's weights with a cached
+  -- kernel's packed copy in place. 0: only the pack function knows.
+  info.pack_kind, info.pack_rows, info.pack_columns = 0, 0, 0
+  if packed and packed.wino then
+    info.pack_kind, info.pack_rows, info.pack_columns = 2, packed.ci, packed.columns
+  elseif packed and result.plan.target == "hybrid" then
+    info.pack_kind, info.pack_rows, info.pack_columns = 1, packed.rows, packed.columns
+  end
   for i, w in ipairs(ir.weights) do
     info.weights[i] = { name = w.name, count = w.count, shape = weights.show_shape(w.shape) }
     if packed and w.name == packed.source then info.packed_source, info.packed_only = i - 1, not packed.plain_read end

@@ -531,7 +531,7 @@ packed_weights = function(ir, p, tensors, at_runtime, ctx)
     ctx.wlocals[#ctx.wlocals + 1] = format("const float *restrict %s = weights[%d];", packed.name, #ir.weights)
     -- (A layer of the avx2 target cannot call the runtime's transform: it gets its own.)
     local transform = packed.wino and p.target ~= "hybrid" and template.render("templates/microkernel_wino_pack.c.in",
-      { name = ctx.name .. "__wino_pack", storage = "static ", ptrdiff = ctx.ptrdiff })
+      { name = ctx.name .. "__wino_pack", storage = "static ", ptrdiff = ctx.ptrdiff, compare = false })
     ctx.pack_function = template.render("templates/pack.c.in", {
       name = ctx.name, NAME = ctx.NAME, packed = packed, source_index = source_index - 1, blocks = p.simd.blocks,
       ptrdiff = ctx.ptrdiff, hybrid = p.target == "hybrid", transform = transform or false,

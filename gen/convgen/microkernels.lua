@@ -71,7 +71,9 @@ function M.runtime_source()
     out[#out + 1] = "\n"
   end
   out[#out + 1] = template.render("templates/microkernel_wino_pack.c.in",
-    { name = "convgen_uk_wino_pack", storage = "", ptrdiff = "ptrdiff_t" }) .. "\n"
+    { name = "convgen_uk_wino_pack", storage = "", ptrdiff = "ptrdiff_t", compare = false }) .. "\n"
+  out[#out + 1] = template.render("templates/microkernel_wino_pack.c.in",
+    { name = "convgen__uk_wino_equal", storage = "", ptrdiff = "ptrdiff_t", compare = true }) .. "\n"
   out[#out + 1] = [[
 void convgen_uk_pack(const float *src, ptrdiff_t rows, ptrdiff_t columns, float *packed)
 {
@@ -91,6 +93,26 @@ void convgen_uk_pack(const float *src, ptrdiff_t rows, ptrdiff_t columns, float 
                 d[j] = j < lanes ? s[co + j] : 0.0f;
         }
     }
+}
+
+/* Whether convgen_uk_pack(src, rows, columns) would write packed, compared
+ * in place (a cached kernel keeps only its packed copy: comparing through a
+ * scratch copy cost its writes and, on first use, its page faults). */
+int convgen__uk_pack_equal(const float *src, ptrdiff_t rows, ptrdiff_t columns, const float *packed)
+{
+    for (ptrdiff_t r = 0; r < rows; ++r) {
+        const float *s = src + r * columns;
+        ptrdiff_t co = 0;
+        for (; columns - co >= 16; co += 16)
+            if (memcmp(packed + co * rows + r * 16, s + co, 16 * sizeof(float)) != 0)
+                return 0;
+        for (; co < columns; co += 8) {
+            const ptrdiff_t lanes = columns - co < 8 ? columns - co : 8;
+            if (memcmp(packed + co * rows + r * 8, s + co, (size_t)lanes * sizeof(float)) != 0)
+                return 0;
+        }
+    }
+    return 1;
 }
 
 ]]
@@ -198,6 +220,11 @@ extern const struct convgen__uk_symbol convgen__uk_symbols[];
 
 /* Whether this CPU runs ISA isa's variants (and they were built here). */
 int convgen__uk_cpu_runs(int isa);
+
+/* Whether convgen_uk_pack(src, rows, columns), convgen_uk_wino_pack(src,
+ * ci, co) would write packed, bit for bit (compared in place). */
+int convgen__uk_pack_equal(const float *src, ptrdiff_t rows, ptrdiff_t columns, const float *packed);
+int convgen__uk_wino_equal(const float *src, ptrdiff_t ci, ptrdiff_t co, const float *packed);
 
 #endif
 ]]
