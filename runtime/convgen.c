@@ -35,6 +35,7 @@ typedef struct layer_code {
     size_t weight_count[MAX_WEIGHTS];
     void (*rows)(const float *input, float *output, const float *const weights[], int first, int count);
     size_t rows_per_item;
+    int row_granule;    /* rows computed together (Winograd: 2): a share starts at a multiple within its item */
     size_t packed_size; /* > 0: the code also reads weights[num_weights], made by pack */
     void (*pack)(const float *const weights[], float *packed);
     int packed_only;    /* -1, or the weight pack reads that the code reads only packed: no copy is kept */
@@ -344,6 +345,7 @@ struct convgen_pool {
     const float *input;
     float *output;
     int rows;
+    int rows_per_item, granule; /* the kernel's: shares are split in units of granule rows per item */
 };
 
 /* Waiting: spin this many pauses on the shared counters before blocking,
@@ -358,12 +360,23 @@ static void pause_cpu(void)
 #endif
 }
 
-/* Rows of share i of n (the caller is share 0). */
+/* Rows of share i of n (the caller is share 0): units of granule rows
+ * split evenly, an item's last unit holding what is left of it. A range
+ * that starts or ends inside a Winograd tile row computes the whole tile
+ * row (2 output rows): split at odd rows, 14x14x256 ran 1.55x as fast on
+ * 2 threads as on 1. */
 static void pool_share(const convgen_pool *pool, int i, int *first, int *count)
 {
-    int base = pool->rows / pool->threads, extra = pool->rows % pool->threads;
-    *first = i * base + (i < extra ? i : extra);
-    *count = base + (i < extra);
+    const int g = pool->granule, per_item = (pool->rows_per_item + g - 1) / g;
+    const int units = pool->rows / pool->rows_per_item * per_item;
+    const int base = units / pool->threads, extra = units % pool->threads;
+    const int u0 = i * base + (i < extra ? i : extra), u1 = u0 + base + (i < extra);
+    /* the first row of unit u */
+#define UNIT_ROW(u) ((u) / per_item * pool->rows_per_item + \
+                     ((u) % per_item * g < pool->rows_per_item ? (u) % per_item * g : pool->rows_per_item))
+    *first = UNIT_ROW(u0);
+    *count = UNIT_ROW(u1) - *first;
+#undef UNIT_ROW
 }
 
 struct worker_arg {
@@ -478,6 +491,8 @@ convgen_status convgen_kernel_run_pool(const convgen_kernel *k, convgen_pool *po
     pool->input = input;
     pool->output = output;
     pool->rows = (int)rows;
+    pool->rows_per_item = (int)k->code->rows_per_item;
+    pool->granule = k->code->row_granule > 0 ? k->code->row_granule : 1;
     __atomic_store_n(&pool->pending, pool->threads - 1, __ATOMIC_RELEASE);
     __atomic_add_fetch(&pool->job, 1, __ATOMIC_ACQ_REL);
     pthread_cond_broadcast(&pool->wake);
@@ -705,6 +720,9 @@ static convgen_status build_code(lua_State *L, int backend, layer_code **out, ch
     code->packed_size = (size_t)lua_tointeger(L, -1);
     lua_getfield(L, -2, "rows_per_item");
     code->rows_per_item = (size_t)lua_tointeger(L, -1);
+    lua_getfield(L, -3, "row_granule");
+    code->row_granule = (int)lua_tointeger(L, -1);
+    lua_pop(L, 1);
     lua_getfield(L, -3, "packed_source");
     lua_getfield(L, -4, "packed_only");
     code->packed_only = code->packed_size && lua_toboolean(L, -1) ? (int)lua_tointeger(L, -2) : -1;

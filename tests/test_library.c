@@ -15,6 +15,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <math.h>
 #include <string.h>
 
 #define EXAMPLE "examples/separable"
@@ -482,6 +483,65 @@ static void test_cache_packed_weights(void **state)
     }
 }
 
+/* A Winograd layer computes its output rows in pairs: the pool splits its
+ * rows at pair boundaries within each item. Items of an odd number of rows,
+ * batches of 1 to 3, pools of 1 to 4 threads, both backends: every output
+ * written, as the reference computes it. */
+static void test_pool_winograd(void **state)
+{
+    (void)state;
+    ref_layer l = {.kind = REF_CONV, .rank = 2, .in_h = 7, .in_w = 9, .in_c = 16, .k_h = 3, .k_w = 3, .s_h = 1,
+                   .s_w = 1, .d_h = 1, .d_w = 1, .padding = "same", .filters = 32, .groups = 1,
+                   .depth_multiplier = 1, .use_bias = 1, .activation = "relu", .keras_version = 3};
+    char text[512];
+    layer_spec(&l, text, sizeof text);
+    float *w[2];
+    unsigned long long seed = 4242;
+    for (int i = 0; i < 2; i++) {
+        long n = ref_weight_size(&l, i);
+        w[i] = malloc((size_t)n * sizeof(float));
+        harness_fill(w[i], n, &seed, -0.5f, 0.5f);
+    }
+    const long in_n = 3L * 7 * 9 * 16, out_n = 3L * 7 * 9 * 32;
+    float *in = malloc((size_t)in_n * sizeof(float)), *want = malloc((size_t)out_n * sizeof(float));
+    float *got = malloc((size_t)out_n * sizeof(float));
+    harness_fill(in, in_n, &seed, -1.0f, 1.0f);
+    ref_forward(&l, 3, in, (const float *const *)w, want);
+    convgen_context *ctx;
+    convgen_context_create(&ctx);
+    for (int b = 0; b < 2; b++) {
+        convgen_spec spec = CONVGEN_SPEC_INIT;
+        spec.text = text;
+        spec.weights = (const float *const *)w;
+        spec.num_weights = 2;
+        spec.backend = b ? CONVGEN_BACKEND_CC : CONVGEN_BACKEND_TCC;
+        convgen_kernel *k;
+        char msg[1024];
+        assert_int_equal(convgen_compile(ctx, &spec, &k, msg, sizeof msg), CONVGEN_OK);
+        for (int threads = 1; threads <= 4; threads++) {
+            convgen_pool *pool;
+            assert_int_equal(convgen_pool_create(threads, &pool), CONVGEN_OK);
+            for (int batch = 1; batch <= 3; batch++) {
+                for (long i = 0; i < out_n; i++)
+                    got[i] = NAN;
+                assert_int_equal(convgen_kernel_run_pool(k, pool, in, got, batch), CONVGEN_OK);
+                long bad = harness_mismatch(got, want, batch * 7L * 9 * 32, 1e-4, 1e-5);
+                if (bad >= 0)
+                    fail_msg("backend %d, %d threads, batch %d: output[%ld] = %g, want %g", b, threads, batch, bad,
+                             (double)got[bad], (double)want[bad]);
+            }
+            convgen_pool_destroy(pool);
+        }
+        convgen_kernel_destroy(k);
+    }
+    convgen_context_destroy(ctx);
+    for (int i = 0; i < 2; i++)
+        free(w[i]);
+    free(in);
+    free(want);
+    free(got);
+}
+
 static void *compile_many(void *arg)
 {
     long id = (long)arg;
@@ -546,6 +606,7 @@ int main(void)
         cmocka_unit_test(test_missing_compiler),
         cmocka_unit_test(test_cache),
         cmocka_unit_test(test_cache_packed_weights),
+        cmocka_unit_test(test_pool_winograd),
         cmocka_unit_test(test_threads),
         cmocka_unit_test(test_rows_and_pool),
     };
