@@ -122,7 +122,10 @@ convgen_status convgen_compile(convgen_context *ctx, const convgen_spec *spec, c
 
 /* Runs a kernel on `batch` items: input holds batch * convgen_kernel_input_size
  * floats, output receives batch * convgen_kernel_output_size; they must not
- * overlap. Reentrant: any number of threads may run one kernel at once. */
+ * overlap. Reentrant: any number of threads may run one kernel at once. A
+ * call allocates nothing and uses up to 192 KiB of the calling thread's stack
+ * (a Winograd layer of 256 x 256 channels: 16 x 6 x (input + output
+ * channels) floats; the buffers of other layers take at most 64 KiB). */
 convgen_status convgen_kernel_run(const convgen_kernel *kernel, const float *input, float *output, int batch);
 
 /* Floats per batch item of the input and output. */
@@ -138,9 +141,18 @@ int convgen_kernel_output_shape(const convgen_kernel *kernel, long *dims, int ma
 /* Rows of one batch item (see convgen_kernel_run_rows). */
 size_t convgen_kernel_rows_per_item(const convgen_kernel *kernel);
 
+/* How many rows the kernel computes together within an item: 2 for a
+ * layer run by Winograd F(2x2, 3x3), 1 otherwise (0 for NULL). A range of
+ * convgen_kernel_run_rows that starts or ends inside such a group computes
+ * the whole group (the output is the same): a thread pool of your own does
+ * best to split an item's rows at multiples of it, as convgen_kernel_run_pool
+ * does. */
+int convgen_kernel_row_granule(const convgen_kernel *kernel);
+
 /* Computes rows [first, first + count) of a batch of batch *
  * convgen_kernel_rows_per_item rows: for a caller's own thread pool, which
- * may run disjoint ranges at once; together they equal convgen_kernel_run. */
+ * may run disjoint ranges at once; together they equal convgen_kernel_run.
+ * Its stack use is convgen_kernel_run's. */
 convgen_status convgen_kernel_run_rows(const convgen_kernel *kernel, const float *input, float *output, int first,
                                        int count);
 
@@ -154,7 +166,8 @@ convgen_status convgen_pool_create(int threads, convgen_pool **out);
 /* Stops the workers and frees the pool; accepts NULL. */
 void convgen_pool_destroy(convgen_pool *pool);
 
-/* convgen_kernel_run with the rows split evenly across the pool's threads.
+/* convgen_kernel_run with the rows split evenly across the pool's threads
+ * (at multiples of convgen_kernel_row_granule within each item).
  * Calls on one pool are serialized; use one pool per calling thread for more. */
 convgen_status convgen_kernel_run_pool(const convgen_kernel *kernel, convgen_pool *pool, const float *input,
                                        float *output, int batch);

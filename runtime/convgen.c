@@ -13,12 +13,14 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
 
 #define MAX_WEIGHTS 4
 #define MAX_AXES 4
 #define DEFAULT_CACHE_LIMIT 64
+#define POOL_STACK ((size_t)1 << 20) /* the least stack a pool's worker gets */
 
 typedef void (*layer_fn)(const float *input, float *output, int batch, const float *const weights[]);
 
@@ -39,6 +41,7 @@ typedef struct layer_code {
     size_t packed_size; /* > 0: the code also reads weights[num_weights], made by pack */
     void (*pack)(const float *const weights[], float *packed);
     int packed_only;    /* -1, or the weight pack reads that the code reads only packed: no copy is kept */
+    int pack_source;    /* the weight pack reads (when packed_size > 0) */
     int pack_kind;      /* how pack lays it out: 0 its own way, 1 convgen_uk_pack, 2 convgen_uk_wino_pack ... */
     ptrdiff_t pack_rows, pack_columns; /* ... called with these (rows or input channels, columns) */
     char weights_text[512]; /* "kernel (3, 3, 3, 4), bias (4,)" for messages */
@@ -192,6 +195,8 @@ static void kernel_retain(convgen_kernel *k)
     pthread_mutex_unlock(&refs_lock);
 }
 
+static void kernel_free_weights(convgen_kernel *k);
+
 void convgen_kernel_destroy(convgen_kernel *k)
 {
     if (!k)
@@ -201,36 +206,72 @@ void convgen_kernel_destroy(convgen_kernel *k)
     pthread_mutex_unlock(&refs_lock);
     if (left > 0)
         return;
-    for (int i = 0; i < MAX_WEIGHTS; i++)
-        free(k->weights[i]);
+    kernel_free_weights(k);
     code_release(k->code);
     free(k);
 }
 
 /* A buffer for a kernel's weights, 64-byte aligned (kernels that read the
  * weights as they are, the hybrid target's depthwise step, would otherwise
- * split vector loads across cache lines), or NULL. Megabytes of weights go
- * on 2 MiB pages where the system lends them (Linux: transparent huge pages
- * on request): the first touch of a 4 KiB page costs about 2.3 us on the
- * development machine (a VM), so copying 4 MiB of fresh weights took 2.3 ms
- * of faults, and 0.2 ms on huge pages. Only whole 2 MiB pages, and a last
- * one at least half used, are asked for: at most 1 MiB unused per buffer. */
+ * split vector loads across cache lines), or NULL; weights_free(p, bytes)
+ * frees it. Megabytes of weights go on 2 MiB pages where the system lends
+ * them (Linux: transparent huge pages on request): the first touch of a
+ * 4 KiB page costs about 2.3 us on the development machine (a VM), so
+ * copying 4 MiB of fresh weights took 2.3 ms of faults, and 0.2 ms on huge
+ * pages. Such a buffer is a mapping of its own (the hint must not outlive
+ * it on memory the heap hands out later), 2 MiB aligned; only whole huge
+ * pages, and a last one at least half used, are asked for: at most 1 MiB
+ * unused per buffer. */
+#if defined(__linux__) && defined(MADV_HUGEPAGE) && defined(MAP_ANONYMOUS)
+#define HUGE_PAGE ((size_t)2 << 20)
+#define HUGE_SPAN(bytes) (((bytes) + HUGE_PAGE - 1) / HUGE_PAGE * HUGE_PAGE) /* the mapping's length */
+#endif
+
 static void *weights_alloc(size_t bytes)
 {
     void *p = NULL;
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
-    const size_t huge = (size_t)2 << 20;
-    if (bytes >= huge / 2) {
-        const size_t advised = (bytes + huge / 2) / huge * huge; /* whole pages, the last at least half used */
-        if (posix_memalign(&p, huge, bytes > advised ? bytes : advised) != 0)
+#ifdef HUGE_PAGE
+    if (bytes >= HUGE_PAGE / 2) {
+        const size_t span = HUGE_SPAN(bytes), advised = (bytes + HUGE_PAGE / 2) / HUGE_PAGE * HUGE_PAGE;
+        char *raw = mmap(NULL, span + HUGE_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (raw == MAP_FAILED)
             return NULL;
-        madvise(p, advised, MADV_HUGEPAGE); /* a hint: no huge pages, no harm */
-        return p;
+        /* keep the 2 MiB aligned span, unmap the rest */
+        char *at = (char *)(((uintptr_t)raw + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1));
+        if (at > raw)
+            munmap(raw, (size_t)(at - raw));
+        if (raw + span + HUGE_PAGE > at + span)
+            munmap(at + span, (size_t)(raw + span + HUGE_PAGE - (at + span)));
+        madvise(at, advised, MADV_HUGEPAGE); /* a hint: no huge pages, no harm */
+        return at;
     }
 #endif
     if (posix_memalign(&p, 64, bytes ? bytes : 1) != 0)
         return NULL;
     return p;
+}
+
+static void weights_free(void *p, size_t bytes)
+{
+    if (!p)
+        return;
+#ifdef HUGE_PAGE
+    if (bytes >= HUGE_PAGE / 2) {
+        munmap(p, HUGE_SPAN(bytes));
+        return;
+    }
+#endif
+    free(p);
+}
+
+/* Frees k's weight buffers (k->code says their sizes). */
+static void kernel_free_weights(convgen_kernel *k)
+{
+    const layer_code *code = k->code;
+    for (int i = 0; i < code->num_weights; i++)
+        weights_free(k->weights[i], code->weight_count[i] * sizeof(float));
+    if (code->packed_size)
+        weights_free(k->weights[code->num_weights], code->packed_size * sizeof(float));
 }
 
 /* A kernel owning a copy of the weights it reads (the packed kernel alone
@@ -240,14 +281,14 @@ static convgen_kernel *kernel_new(layer_code *code, const float *const *weights)
     convgen_kernel *k = calloc(1, sizeof *k);
     if (!k)
         return NULL;
+    k->code = code; /* the sizes kernel_free_weights reads; the reference is taken at the end */
     for (int i = 0; i < code->num_weights; i++) {
         if (i == code->packed_only)
             continue;
         size_t n = code->weight_count[i];
         k->weights[i] = weights_alloc(n * sizeof(float));
         if (!k->weights[i]) {
-            for (int j = 0; j < i; j++)
-                free(k->weights[j]);
+            kernel_free_weights(k);
             free(k);
             return NULL;
         }
@@ -257,8 +298,7 @@ static convgen_kernel *kernel_new(layer_code *code, const float *const *weights)
         /* The SIMD strips read their kernel packed: lay it out once, here. */
         float *packed = weights_alloc(code->packed_size * sizeof(float));
         if (!packed) {
-            for (int j = 0; j < code->num_weights; j++)
-                free(k->weights[j]);
+            kernel_free_weights(k);
             free(k);
             return NULL;
         }
@@ -266,11 +306,18 @@ static convgen_kernel *kernel_new(layer_code *code, const float *const *weights)
         const float *from[MAX_WEIGHTS];
         for (int i = 0; i < code->num_weights; i++)
             from[i] = i == code->packed_only ? weights[i] : k->weights[i];
-        code->pack(from, packed);
+        /* A layout the runtime has is laid out by the runtime, as same_weights
+         * compares it (the cc backend's own pack, compiled with other flags,
+         * could round a Winograd transform otherwise). */
+        if (code->pack_kind == 1)
+            convgen_uk_pack(from[code->pack_source], code->pack_rows, code->pack_columns, packed);
+        else if (code->pack_kind == 2)
+            convgen_uk_wino_pack(from[code->pack_source], code->pack_rows, code->pack_columns, packed);
+        else
+            code->pack(from, packed);
     }
     k->refs = 1;
     code_retain(code);
-    k->code = code;
     return k;
 }
 
@@ -318,6 +365,11 @@ convgen_status convgen_kernel_run(const convgen_kernel *k, const float *input, f
 size_t convgen_kernel_rows_per_item(const convgen_kernel *k)
 {
     return k ? k->code->rows_per_item : 0;
+}
+
+int convgen_kernel_row_granule(const convgen_kernel *k)
+{
+    return k ? (k->code->row_granule > 0 ? k->code->row_granule : 1) : 0;
 }
 
 convgen_status convgen_kernel_run_rows(const convgen_kernel *k, const float *input, float *output, int first,
@@ -452,18 +504,28 @@ convgen_status convgen_pool_create(int threads, convgen_pool **out)
         free(pool);
         return CONVGEN_ERROR_SYSTEM;
     }
+    /* Workers' stacks of at least POOL_STACK bytes: a Winograd layer keeps
+     * up to 192 KiB of buffers on the stack, more than some C libraries
+     * give a thread by default (musl: 128 KiB). */
+    pthread_attr_t attr;
+    int have_attr = pthread_attr_init(&attr) == 0;
+    size_t stack = 0;
+    if (have_attr && pthread_attr_getstacksize(&attr, &stack) == 0 && stack < POOL_STACK)
+        pthread_attr_setstacksize(&attr, POOL_STACK);
     for (int i = 1; i < threads; i++) {
         struct worker_arg *arg = malloc(sizeof *arg);
         if (!arg)
             break;
         arg->pool = pool;
         arg->index = i;
-        if (pthread_create(&pool->workers[pool->started], NULL, pool_worker, arg) != 0) {
+        if (pthread_create(&pool->workers[pool->started], have_attr ? &attr : NULL, pool_worker, arg) != 0) {
             free(arg);
             break;
         }
         pool->started++;
     }
+    if (have_attr)
+        pthread_attr_destroy(&attr);
     if (pool->started != threads - 1) {
         convgen_pool_destroy(pool);
         return CONVGEN_ERROR_SYSTEM;
@@ -492,7 +554,7 @@ convgen_status convgen_kernel_run_pool(const convgen_kernel *k, convgen_pool *po
     pool->output = output;
     pool->rows = (int)rows;
     pool->rows_per_item = (int)k->code->rows_per_item;
-    pool->granule = k->code->row_granule > 0 ? k->code->row_granule : 1;
+    pool->granule = convgen_kernel_row_granule(k);
     __atomic_store_n(&pool->pending, pool->threads - 1, __ATOMIC_RELEASE);
     __atomic_add_fetch(&pool->job, 1, __ATOMIC_ACQ_REL);
     pthread_cond_broadcast(&pool->wake);
@@ -725,7 +787,8 @@ static convgen_status build_code(lua_State *L, int backend, layer_code **out, ch
     lua_pop(L, 1);
     lua_getfield(L, -3, "packed_source");
     lua_getfield(L, -4, "packed_only");
-    code->packed_only = code->packed_size && lua_toboolean(L, -1) ? (int)lua_tointeger(L, -2) : -1;
+    code->pack_source = (int)lua_tointeger(L, -2);
+    code->packed_only = code->packed_size && lua_toboolean(L, -1) ? code->pack_source : -1;
     lua_pop(L, 4);
     lua_getfield(L, -1, "pack_kind");
     lua_getfield(L, -2, "pack_rows");
