@@ -543,9 +543,54 @@ static void test_pack(void **state)
         pack(src, rows, co, want);
         convgen_uk_pack(src, rows, co, got);
         assert_memory_equal(got, want, (size_t)n * sizeof *got);
+        /* the library's cache compares in place: equal, then one value
+         * changed (first, last: in a partial tile where there is one) */
+        assert_true(convgen__uk_pack_equal(src, rows, co, got));
+        const long at[3] = {0, (long)rows * co - 1, (long)rows * co / 2};
+        for (int p = 0; p < 3; p++) {
+            const float kept = src[at[p]];
+            src[at[p]] = p == 2 ? -kept : kept + 0.5f;
+            assert_false(convgen__uk_pack_equal(src, rows, co, got));
+            src[at[p]] = kept;
+        }
         harness_guarded_free(&g);
         free(src);
         free(want);
+    }
+}
+
+/* convgen__uk_wino_equal tells a kernel from the transform
+ * convgen_uk_wino_pack wrote: equal, then one weight changed (first, last,
+ * one in between, one negated) or one transformed value (each point). */
+static void test_wino_pack(void **state)
+{
+    (void)state;
+    static const int chans[][2] = {{8, 16}, {24, 48}, {256, 256}};
+    for (size_t c = 0; c < sizeof chans / sizeof chans[0]; c++) {
+        const int C = chans[c][0], K = chans[c][1];
+        const long n = 9L * C * K, m = 16L * C * K;
+        float *src = malloc((size_t)n * sizeof *src), *u = malloc((size_t)m * sizeof *u);
+        unsigned long long seed = 11 + c;
+        harness_fill(src, n, &seed, -1.0f, 1.0f);
+        convgen_uk_wino_pack(src, C, K, u);
+        assert_true(convgen__uk_wino_equal(src, C, K, u));
+        const long at[4] = {0, n - 1, n / 3, 2 * n / 3};
+        for (int p = 0; p < 4; p++) {
+            const float kept = src[at[p]];
+            src[at[p]] = p == 3 ? -kept : kept + 0.5f;
+            assert_false(convgen__uk_wino_equal(src, C, K, u));
+            src[at[p]] = kept;
+        }
+        for (int point = 0; point < 16; point++) {
+            float *v = &u[point * (long)C * K + (long)(point * 7919) % ((long)C * K)];
+            const float kept = *v;
+            *v = kept + 0.25f;
+            assert_false(convgen__uk_wino_equal(src, C, K, u));
+            *v = kept;
+        }
+        assert_true(convgen__uk_wino_equal(src, C, K, u));
+        free(src);
+        free(u);
     }
 }
 
@@ -555,10 +600,11 @@ int main(void)
     size_t nsymbols = 0;
     while (convgen__uk_symbols[nsymbols].name)
         nsymbols++;
-    variant *variants = calloc(nsymbols * CONVGEN__UK_ISAS + 1, sizeof *variants);
-    struct CMUnitTest *tests = calloc(nsymbols * CONVGEN__UK_ISAS + 1, sizeof *tests);
+    variant *variants = calloc(nsymbols * CONVGEN__UK_ISAS + 2, sizeof *variants);
+    struct CMUnitTest *tests = calloc(nsymbols * CONVGEN__UK_ISAS + 2, sizeof *tests);
     size_t n = 0;
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_pack);
+    tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_wino_pack);
     for (size_t i = 0; i < nsymbols; i++) {
         for (int isa = 0; isa < CONVGEN__UK_ISAS; isa++) {
             if (!convgen__uk_cpu_runs(isa) || !convgen__uk_symbols[i].variant[isa])
