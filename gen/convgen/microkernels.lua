@@ -222,7 +222,9 @@ extern const struct convgen__uk_symbol convgen__uk_symbols[];
 int convgen__uk_cpu_runs(int isa);
 
 /* Whether convgen_uk_pack(src, rows, columns), convgen_uk_wino_pack(src,
- * ci, co) would write packed, bit for bit (compared in place). */
+ * ci, co) would write packed: the lanes that hold weights bit for bit (the
+ * padding lanes are zero in whatever those functions wrote), compared in
+ * place. */
 int convgen__uk_pack_equal(const float *src, ptrdiff_t rows, ptrdiff_t columns, const float *packed);
 int convgen__uk_wino_equal(const float *src, ptrdiff_t ci, ptrdiff_t co, const float *packed);
 
