@@ -182,7 +182,7 @@ M.kinds = {
     what = "a whole depthwise plane, 'same' padding, stride 1, depth_multiplier 1, rows [oh0, oh1)",
   },
   {
-    -- Conv2D 3x3 at stride 1 with 'same' padding by Winograd's F(2x2, 3x3):
+    -- Conv2D 3x3 at stride 1, 'same' or 'valid', by Winograd's F(2x2, 3x3):
     -- the 2x2 output tiles of the rows asked for, in blocks of `tile` tiles;
     -- each block's 4x4 input patches are transformed into a stack buffer, 16
     -- products of the block by the transformed kernel (convgen_uk_wino_pack:
@@ -197,7 +197,7 @@ M.kinds = {
     -- 16; rows [oh0, oh1).
     name = "wino", template = "templates/microkernel_wino.c.in", geometry = "convgen_uk_wino",
     winograd = { tile = 6, max_c = 256 },
-    what = "Conv2D 3x3, stride 1, 'same', by Winograd F(2x2, 3x3) over a transformed kernel, rows [oh0, oh1)",
+    what = "Conv2D 3x3, stride 1, 'same' or 'valid', by Winograd F(2x2, 3x3) over a transformed kernel, rows [oh0, oh1)",
   },
   {
     name = "dwm", template = "templates/microkernel_depthwise.c.in", geometry = "convgen_uk_dw",
@@ -369,14 +369,17 @@ end
 
 -- The Winograd kind (wino) for a dense layer it is made for, as its
 -- ISA-neutral name and the kind's winograd table, or nil: Conv2D 3x3,
--- stride 1, no dilation, 'same' padding, input channels a multiple of 8 and
--- output channels of 16, both at most the kind's max_c.
+-- stride 1, no dilation, 'same' or 'valid' padding (1 or 0 on every side),
+-- input channels a multiple of 8 and output channels of 16, both at most
+-- the kind's max_c.
 function M.wino(ir)
   for _, kind in ipairs(M.kinds) do
     if kind.winograd then
       local max = kind.winograd.max_c
+      local pad = ir.pad_top
       local ok = ir.rank == 2 and ir.k_h == 3 and ir.k_w == 3 and ir.s_h == 1 and ir.s_w == 1 and ir.d_h == 1
-        and ir.d_w == 1 and ir.out_h == ir.in_h and ir.out_w == ir.in_w and ir.pad_top == 1 and ir.pad_left == 1
+        and ir.d_w == 1 and (pad == 0 or pad == 1) and ir.pad_left == pad
+        and ir.out_h == ir.in_h + 2 * pad - 2 and ir.out_w == ir.in_w + 2 * pad - 2
         and ir.in_c % 8 == 0 and ir.out_c % 16 == 0 and ir.in_c <= max and ir.out_c <= max
       if ok then return M.wino_name(), kind.winograd end
       return nil

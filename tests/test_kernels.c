@@ -573,11 +573,12 @@ static void build_matrix(void)
                        .activation = sep[i].act, .keras_version = 3};
         add_reaching_case("hybrid_sep", l, 1 + i % 2, "hybrid", i == 1, sep[i].reaches);
     }
-    /* Conv2D 3x3 at stride 1, 'same', the Winograd microkernel's layers
-     * (input channels a multiple of 8, output channels of 16, both at most
-     * 256): odd and even sides, one interior row, bias or none, each activation it
-     * applies, baked and packed at run time; then layers that keep the
-     * direct code: gelu (the driver applies it), 12 input channels, 'valid'. */
+    /* Conv2D 3x3 at stride 1, 'same' or 'valid', the Winograd microkernel's
+     * layers (input channels a multiple of 8, output channels of 16, both at
+     * most 256): odd and even sides, one interior row, bias or none, each
+     * activation it applies, baked and packed at run time; then layers that
+     * keep the direct code: gelu (the driver applies it), 12 input channels,
+     * 24 output channels. */
     static const struct {
         int h, w, c, filters;
         const char *padding, *act, *reaches;
@@ -589,8 +590,10 @@ static void build_matrix(void)
         {9, 12, 128, 128, "same", "relu", "convgen_uk_wino_f2k3("},
         {4, 5, 256, 256, "same", "relu", "convgen_uk_wino_f2k3("},
         {6, 6, 16, 16, "same", "gelu", "convgen_uk_conv_4x16("},
+        {6, 6, 16, 16, "valid", "relu", "convgen_uk_wino_f2k3("},
+        {7, 5, 8, 32, "valid", "relu6", "convgen_uk_wino_f2k3("},
         {6, 6, 12, 16, "same", "relu", "convgen_uk_conv_row("},
-        {6, 6, 16, 16, "valid", "relu", "convgen_uk_conv_row("},
+        {6, 6, 16, 24, "same", "relu", "convgen_uk_conv_row("},
     };
     for (int i = 0; i < (int)(sizeof wino / sizeof wino[0]); i++) {
         ref_layer l = {.kind = REF_CONV, .rank = 2, .in_h = wino[i].h, .in_w = wino[i].w, .in_c = wino[i].c, .k_h = 3,
@@ -602,8 +605,8 @@ static void build_matrix(void)
     /* The same layers on the avx2 target, which writes the Winograd code
      * into the layer (sizes, bias and activation folded in): sigmoid has no
      * vector form there (applied to the stored values), and a 3x3 plane is
-     * 2x2 tiles, three of them part padding; 12 input channels and 'valid'
-     * keep the direct strips. */
+     * 2x2 tiles, three of them part padding; 12 input channels and 24
+     * output channels keep the direct strips. */
     static const struct {
         int h, w, c, filters;
         const char *padding, *act, *reaches;
@@ -615,8 +618,10 @@ static void build_matrix(void)
         {9, 12, 128, 128, "same", "relu", "transformed input: [point][tile][ci]"},
         {3, 3, 8, 16, "same", "relu", "transformed input: [point][tile][ci]"},
         {5, 4, 256, 240, "same", "relu6", "transformed input: [point][tile][ci]"},
+        {6, 6, 16, 16, "valid", "relu", "transformed input: [point][tile][ci]"},
+        {7, 5, 8, 32, "valid", "sigmoid", "transformed input: [point][tile][ci]"},
         {6, 6, 12, 16, "same", "relu", "__strip4("},
-        {6, 6, 16, 16, "valid", "relu", "__strip4("},
+        {6, 6, 16, 24, "same", "relu", "__strip4("},
     };
     for (int i = 0; i < (int)(sizeof wino_avx2 / sizeof wino_avx2[0]); i++) {
         ref_layer l = {.kind = REF_CONV, .rank = 2, .in_h = wino_avx2[i].h, .in_w = wino_avx2[i].w,

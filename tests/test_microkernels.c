@@ -451,8 +451,9 @@ static void test_sep(void **state)
 typedef void (*wino_fn)(const struct convgen_uk_wino *, const float *, float *, const float *, const float *, int,
                         int);
 
-/* A wino variant (Conv2D 3x3, stride 1, 'same', Winograd F(2x2, 3x3)): items
- * of one pixel to several blocks of tiles, odd and even sides, input and
+/* A wino variant (Conv2D 3x3, stride 1, Winograd F(2x2, 3x3)): 'same' on
+ * items of one pixel to several blocks of tiles, 'valid' on items of 3x4 to
+ * 8x13 (outputs of 1x2 to 6x11), odd and even sides, input and
  * output channel counts from one vector to the limit, each activation, with
  * and without bias, as one call and as row ranges that split tile rows,
  * against a naive loop in double; the kernel through convgen_uk_wino_pack.
@@ -469,7 +470,8 @@ static void test_wino(void **state)
     for (int n = 0; n < (int)(sizeof sizes / sizeof sizes[0]); n++) {
         const int H = sizes[n][0], W = sizes[n][1], C = chans[n][0], K = chans[n][1];
         const int act = n % 3, use_bias = n % 4 != 1;
-        const long in_n = (long)H * W * C, out_n = (long)H * W * K;
+        const int P = n % 2 == 1 && H >= 3 && W >= 3 ? 0 : 1, OH = H + 2 * P - 2, OW = W + 2 * P - 2;
+        const long in_n = (long)H * W * C, out_n = (long)OH * OW * K;
         harness_guarded gi, gu, go;
         float *x = harness_guarded_alloc(&gi, in_n, n & 1);
         float *u = harness_guarded_alloc(&gu, 16L * C * K, !(n & 1));
@@ -482,21 +484,21 @@ static void test_wino(void **state)
         convgen_uk_wino_pack(k, C, K, u);
         harness_guarded_readonly(&gi);
         harness_guarded_readonly(&gu);
-        for (int oh = 0; oh < H; oh++)
-            for (int ow = 0; ow < W; ow++)
+        for (int oh = 0; oh < OH; oh++)
+            for (int ow = 0; ow < OW; ow++)
                 for (int o = 0; o < K; o++) {
                     double acc = use_bias ? bias[o] : 0.0;
                     for (int i = 0; i < 3; i++)
                         for (int j = 0; j < 3; j++) {
-                            const int ih = oh - 1 + i, iw = ow - 1 + j;
+                            const int ih = oh - P + i, iw = ow - P + j;
                             if (ih < 0 || ih >= H || iw < 0 || iw >= W)
                                 continue;
                             for (int c = 0; c < C; c++)
                                 acc += (double)x[((long)ih * W + iw) * C + c] * k[((i * 3 + j) * C + c) * K + o];
                         }
-                    want[((long)oh * W + ow) * K + o] = activate((float)acc, act);
+                    want[((long)oh * OW + ow) * K + o] = activate((float)acc, act);
                 }
-        const struct convgen_uk_wino g = {C, K, H, W, act};
+        const struct convgen_uk_wino g = {C, K, H, W, P, act};
         wino_fn fn;
         memcpy(&fn, &v->symbol->variant[v->isa], sizeof fn);
         /* sums of 9 x C products, through transforms that scale them by up to 4 */
@@ -505,18 +507,18 @@ static void test_wino(void **state)
             for (long i = 0; i < out_n; i++)
                 out[i] = SENTINEL;
             if (split) { /* ranges that start and end inside tile rows */
-                const int a = H / 3, b = a + (H - a + 1) / 2;
+                const int a = OH / 3, b = a + (OH - a + 1) / 2;
                 fn(&g, x, out, u, use_bias ? bias : NULL, 0, a);
                 fn(&g, x, out, u, use_bias ? bias : NULL, a, b);
-                fn(&g, x, out, u, use_bias ? bias : NULL, b, H);
+                fn(&g, x, out, u, use_bias ? bias : NULL, b, OH);
             } else {
-                fn(&g, x, out, u, use_bias ? bias : NULL, 0, H);
+                fn(&g, x, out, u, use_bias ? bias : NULL, 0, OH);
             }
             long bad = harness_mismatch(out, want, out_n, tol, tol);
             if (bad >= 0)
-                fail_msg("%s: %dx%d, %d -> %d channels, act %d, bias %d, %s: output[%ld] = %.9g, want %.9g", v->name,
-                         H, W, C, K, act, use_bias, split ? "row ranges" : "one call", bad, (double)out[bad],
-                         (double)want[bad]);
+                fail_msg("%s: %dx%d %s, %d -> %d channels, act %d, bias %d, %s: output[%ld] = %.9g, want %.9g",
+                         v->name, H, W, P ? "same" : "valid", C, K, act, use_bias, split ? "row ranges" : "one call",
+                         bad, (double)out[bad], (double)want[bad]);
         }
         free(k);
         free(bias);

@@ -213,7 +213,7 @@ hybrid_geometry = function(ir, p, ctx)
         p.out_stride.h, taps_h, taps_w, act, ir.in_h, ir.in_w })
     end
   elseif simd.plane and simd.plane.wino then
-    add("convgen_uk_wino", "wino", { ir.in_c, ir.out_c, ir.in_h, ir.in_w, act })
+    add("convgen_uk_wino", "wino", { ir.in_c, ir.out_c, ir.in_h, ir.in_w, ir.pad_top, act })
   elseif simd.kind == "dense" then
     add("convgen_uk_conv", "conv", { simd.ci, ir.out_c, ir.k_w, #simd.taps, simd.pixel_stride, simd.out_pixel_stride,
       taps_h, taps_w, act })
@@ -281,7 +281,7 @@ local function strip_functions(ir, p, ctx, entry, act)
     return (template.render("templates/microkernel_wino.c.in", {
       name = ctx.name .. "__wino", isa = registry.isas[1], ptrdiff = ctx.ptrdiff,
       kind = { winograd = { tile = simd.plane.tile } },
-      layer = { ci = ir.in_c, co = ir.out_c, h = ir.in_h, w = ir.in_w, kernel = simd.packed.name,
+      layer = { ci = ir.in_c, co = ir.out_c, h = ir.in_h, w = ir.in_w, pad = ir.pad_top, kernel = simd.packed.name,
                 use_bias = ir.use_bias, vector_act = vector_act, act = act, params = params,
                 plane = ctx.name .. "__plane" },
     }):gsub("^\n", ""):gsub("\n$", ""))

@@ -404,7 +404,7 @@ function M.plan(ir, options)
       and microkernels.same_shape(ir) then
       simd.plane = { same = true, strip = microkernels.same_strip() }
     end
-    -- A Conv2D 3x3 at stride 1, 'same', of at most 256 channels each way:
+    -- A Conv2D 3x3 at stride 1, 'same' or 'valid', of at most 256 channels each way:
     -- the whole plane by Winograd F(2x2, 3x3). A hybrid driver calls the
     -- wino microkernel once per row range (if it applies the activation);
     -- the avx2 target writes the same code into the layer, its shape,
