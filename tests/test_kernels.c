@@ -573,64 +573,49 @@ static void build_matrix(void)
                        .activation = sep[i].act, .keras_version = 3};
         add_reaching_case("hybrid_sep", l, 1 + i % 2, "hybrid", i == 1, sep[i].reaches);
     }
-    /* Conv2D 3x3 at stride 1, 'same' or 'valid', the Winograd microkernel's
-     * layers (input channels a multiple of 8, output channels of 16, both at
-     * most 256): odd and even sides, one interior row, bias or none, each
-     * activation it applies, baked and packed at run time; then layers that
-     * keep the direct code: gelu (the driver applies it), 12 input channels,
-     * 24 output channels. */
+    /* Conv2D 3x3 at stride 1, 'same' or 'valid', the Winograd code's layers
+     * (input channels a multiple of 8, output channels of 16, both at most
+     * 256) on the hybrid target (the wino microkernel) and the avx2 target
+     * (the same code written into the layer, sizes, bias and activation
+     * folded in): odd and even sides, a 3x3 plane (2x2 tiles, three of them
+     * part padding), bias or none, each activation the microkernel applies,
+     * activations without a vector form (applied to the stored values in the
+     * avx2 code; the hybrid driver keeps its strips for them), baked and
+     * packed at run time; then layers that keep the direct code: 12 input
+     * channels, 24 output channels. */
+    static const char *const WINO_HYBRID = "convgen_uk_wino_f2k3(", *const WINO_AVX2 =
+        "transformed input: [point][tile][ci]";
     static const struct {
         int h, w, c, filters;
-        const char *padding, *act, *reaches;
+        const char *padding, *act;
+        const char *hybrid, *avx2; /* what each target's source must hold (NULL: not run there) */
+        int baked;                 /* weights baked in: 1 on the hybrid target, 2 on avx2 */
     } wino[] = {
-        {6, 7, 8, 16, "same", "relu", "convgen_uk_wino_f2k3("},
-        {5, 5, 16, 32, "same", "relu6", "convgen_uk_wino_f2k3("},
-        {8, 3, 64, 48, "same", "linear", "convgen_uk_wino_f2k3("},
-        {3, 9, 8, 16, "same", "relu", "convgen_uk_wino_f2k3("},
-        {9, 12, 128, 128, "same", "relu", "convgen_uk_wino_f2k3("},
-        {4, 5, 256, 256, "same", "relu", "convgen_uk_wino_f2k3("},
-        {6, 6, 16, 16, "same", "gelu", "convgen_uk_conv_4x16("},
-        {6, 6, 16, 16, "valid", "relu", "convgen_uk_wino_f2k3("},
-        {7, 5, 8, 32, "valid", "relu6", "convgen_uk_wino_f2k3("},
-        {6, 6, 12, 16, "same", "relu", "convgen_uk_conv_row("},
-        {6, 6, 16, 24, "same", "relu", "convgen_uk_conv_row("},
+        {6, 7, 8, 16, "same", "relu", WINO_HYBRID, WINO_AVX2, 2},
+        {5, 5, 16, 32, "same", "relu6", WINO_HYBRID, WINO_AVX2, 1},
+        {8, 3, 64, 48, "same", "linear", WINO_HYBRID, WINO_AVX2, 2},
+        {3, 9, 8, 16, "same", "relu", WINO_HYBRID, NULL, 0},
+        {9, 12, 128, 128, "same", "relu", WINO_HYBRID, WINO_AVX2, 1},
+        {4, 5, 256, 256, "same", "relu", WINO_HYBRID, NULL, 0},
+        {3, 9, 8, 16, "same", "sigmoid", NULL, WINO_AVX2, 2},
+        {3, 3, 8, 16, "same", "relu", NULL, WINO_AVX2, 2},
+        {5, 4, 256, 240, "same", "relu6", NULL, WINO_AVX2, 0},
+        {6, 6, 16, 16, "same", "gelu", "convgen_uk_conv_4x16(", WINO_AVX2, 0},
+        {6, 6, 16, 16, "valid", "relu", WINO_HYBRID, WINO_AVX2, 0},
+        {7, 5, 8, 32, "valid", "relu6", WINO_HYBRID, NULL, 0},
+        {7, 5, 8, 32, "valid", "sigmoid", NULL, WINO_AVX2, 0},
+        {6, 6, 12, 16, "same", "relu", "convgen_uk_conv_row(", "__strip4(", 0},
+        {6, 6, 16, 24, "same", "relu", "convgen_uk_conv_row(", "__strip4(", 0},
     };
     for (int i = 0; i < (int)(sizeof wino / sizeof wino[0]); i++) {
         ref_layer l = {.kind = REF_CONV, .rank = 2, .in_h = wino[i].h, .in_w = wino[i].w, .in_c = wino[i].c, .k_h = 3,
                        .k_w = 3, .s_h = 1, .s_w = 1, .d_h = 1, .d_w = 1, .padding = wino[i].padding,
                        .filters = wino[i].filters, .groups = 1, .depth_multiplier = 1, .use_bias = i != 2,
                        .activation = wino[i].act, .keras_version = 3};
-        add_reaching_case("hybrid_wino", l, 1 + i % 2, "hybrid", i == 1 || i == 4, wino[i].reaches);
-    }
-    /* The same layers on the avx2 target, which writes the Winograd code
-     * into the layer (sizes, bias and activation folded in): sigmoid has no
-     * vector form there (applied to the stored values), and a 3x3 plane is
-     * 2x2 tiles, three of them part padding; 12 input channels and 24
-     * output channels keep the direct strips. */
-    static const struct {
-        int h, w, c, filters;
-        const char *padding, *act, *reaches;
-    } wino_avx2[] = {
-        {6, 7, 8, 16, "same", "relu", "transformed input: [point][tile][ci]"},
-        {5, 5, 16, 32, "same", "relu6", "transformed input: [point][tile][ci]"},
-        {8, 3, 64, 48, "same", "linear", "transformed input: [point][tile][ci]"},
-        {3, 9, 8, 16, "same", "sigmoid", "transformed input: [point][tile][ci]"},
-        {9, 12, 128, 128, "same", "relu", "transformed input: [point][tile][ci]"},
-        {3, 3, 8, 16, "same", "relu", "transformed input: [point][tile][ci]"},
-        {5, 4, 256, 240, "same", "relu6", "transformed input: [point][tile][ci]"},
-        {6, 6, 16, 16, "valid", "relu", "transformed input: [point][tile][ci]"},
-        {7, 5, 8, 32, "valid", "sigmoid", "transformed input: [point][tile][ci]"},
-        {6, 6, 12, 16, "same", "relu", "__strip4("},
-        {6, 6, 16, 24, "same", "relu", "__strip4("},
-    };
-    for (int i = 0; i < (int)(sizeof wino_avx2 / sizeof wino_avx2[0]); i++) {
-        ref_layer l = {.kind = REF_CONV, .rank = 2, .in_h = wino_avx2[i].h, .in_w = wino_avx2[i].w,
-                       .in_c = wino_avx2[i].c, .k_h = 3, .k_w = 3, .s_h = 1, .s_w = 1, .d_h = 1, .d_w = 1,
-                       .padding = wino_avx2[i].padding, .filters = wino_avx2[i].filters, .groups = 1,
-                       .depth_multiplier = 1, .use_bias = i != 2, .activation = wino_avx2[i].act,
-                       .keras_version = 3};
-        add_reaching_case("avx2_wino", l, 1 + i % 2, "avx2", i == 0 || i == 2 || i == 3 || i == 5,
-                          wino_avx2[i].reaches);
+        if (wino[i].hybrid)
+            add_reaching_case("hybrid_wino", l, 1 + i % 2, "hybrid", wino[i].baked & 1, wino[i].hybrid);
+        if (wino[i].avx2)
+            add_reaching_case("avx2_wino", l, 1 + i % 2, "avx2", (wino[i].baked & 2) != 0, wino[i].avx2);
     }
     /* tf.keras's hard_sigmoid. */
     ref_layer k2 = {REF_CONV, 2, 0, 5, 5, 3, 3, 3, 1, 1, 1, 1, "same", 4, 1, 1, 1, "hard_sigmoid", 2};
