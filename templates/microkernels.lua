@@ -189,7 +189,7 @@ M.kinds = {
     -- 16 x ci x co floats, [point][co / 16][ci][16]) run on the conv kind's
     -- register tile, and their results are transformed back, bias and
     -- activation added. 2.25x fewer multiply-adds than the direct code; make
-    -- bench (the avx2 target writes the same code into the layer): 1.8-1.9x
+    -- bench (the avx2 target writes the same code into the layer): 1.8-2.0x
     -- its speed at 56x56x64, 28x28x128 and 14x14x256. At 7x7x512 the 16 MiB
     -- transformed kernel, streamed again for each block, no longer stays in
     -- cache: 0.75-0.9x, hence max_c. Input and output channels at most max_c
