@@ -75,24 +75,39 @@ function M.runtime_source()
   out[#out + 1] = template.render("templates/microkernel_wino_pack.c.in",
     { name = "convgen__uk_wino_equal", storage = "", ptrdiff = "ptrdiff_t", compare = true }) .. "\n"
   out[#out + 1] = [[
-void convgen_uk_pack(const float *src, ptrdiff_t rows, ptrdiff_t columns, float *packed)
+/* convgen_uk_pack's layout, written (compare 0) or compared with packed,
+ * the lanes that hold weights bit for bit (compare 1: whether they match).
+ * Tiles of 16 columns, then of 8, the last zero-padded; a tile of width w
+ * starting at column co holds rows * w floats from packed + co * rows
+ * (every tile before it is full). The source is read once, in order: one
+ * output stream per tile, each written in order. */
+static int convgen_uk__pack(const float *src, ptrdiff_t rows, ptrdiff_t columns, float *packed, int compare)
 {
-    /* Tiles of 16 columns, then of 8, the last zero-padded; a tile of width
-     * w starting at column co holds rows * w floats from packed + co * rows
-     * (every tile before it is full). The source is read once, in order:
-     * one output stream per tile, each written in order. */
     for (ptrdiff_t r = 0; r < rows; ++r) {
         const float *s = src + r * columns;
         ptrdiff_t co = 0;
-        for (; columns - co >= 16; co += 16)
-            memcpy(packed + co * rows + r * 16, s + co, 16 * sizeof(float));
+        for (; columns - co >= 16; co += 16) {
+            float *d = packed + co * rows + r * 16;
+            if (!compare)
+                memcpy(d, s + co, 16 * sizeof(float));
+            else if (memcmp(d, s + co, 16 * sizeof(float)) != 0)
+                return 0;
+        }
         for (; co < columns; co += 8) {
             float *d = packed + co * rows + r * 8;
             const ptrdiff_t lanes = columns - co < 8 ? columns - co : 8;
-            for (ptrdiff_t j = 0; j < 8; ++j)
+            if (compare && memcmp(d, s + co, (size_t)lanes * sizeof(float)) != 0)
+                return 0;
+            for (ptrdiff_t j = 0; j < 8 && !compare; ++j)
                 d[j] = j < lanes ? s[co + j] : 0.0f;
         }
     }
+    return 1;
+}
+
+void convgen_uk_pack(const float *src, ptrdiff_t rows, ptrdiff_t columns, float *packed)
+{
+    convgen_uk__pack(src, rows, columns, packed, 0);
 }
 
 /* Whether convgen_uk_pack(src, rows, columns) would write packed, compared
@@ -100,19 +115,7 @@ void convgen_uk_pack(const float *src, ptrdiff_t rows, ptrdiff_t columns, float 
  * scratch copy cost its writes and, on first use, its page faults). */
 int convgen__uk_pack_equal(const float *src, ptrdiff_t rows, ptrdiff_t columns, const float *packed)
 {
-    for (ptrdiff_t r = 0; r < rows; ++r) {
-        const float *s = src + r * columns;
-        ptrdiff_t co = 0;
-        for (; columns - co >= 16; co += 16)
-            if (memcmp(packed + co * rows + r * 16, s + co, 16 * sizeof(float)) != 0)
-                return 0;
-        for (; co < columns; co += 8) {
-            const ptrdiff_t lanes = columns - co < 8 ? columns - co : 8;
-            if (memcmp(packed + co * rows + r * 8, s + co, (size_t)lanes * sizeof(float)) != 0)
-                return 0;
-        }
-    }
-    return 1;
+    return convgen_uk__pack(src, rows, columns, (float *)packed, 1); /* not written when comparing */
 }
 
 ]]
