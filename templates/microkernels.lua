@@ -353,11 +353,11 @@ end
 
 -- The fused separable row (kind sep) for a depthwise fixed geometry (what
 -- fixed_taps gives for the dwn kind: {kh, kw, c =, s =}), as its ISA-neutral
--- name, or nil.
+-- name and the pixels of its widest strip, or nil.
 function M.sep(dw_taps)
   if not (dw_taps and dw_taps.c) then return nil end
   for _, kind in ipairs(M.kinds) do
-    if kind.fuses then return M.generic_name(kind.name, 0, dw_taps) end
+    if kind.fuses then return M.generic_name(kind.name, 0, dw_taps), kind.strip end
   end
   return nil
 end

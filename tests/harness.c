@@ -56,7 +56,8 @@ char *harness_generate(struct lua_State *L, const char *spec_text, const char *l
     return copy;
 }
 
-long harness_packed_size(struct lua_State *L, const char *spec_text, int keras_version, const char *target)
+long harness_plan_value(struct lua_State *L, const char *spec_text, int keras_version, const char *target,
+                        const char *field)
 {
     lua_pushstring(L, spec_text);
     lua_pushstring(L, "spec.json");
@@ -65,14 +66,14 @@ long harness_packed_size(struct lua_State *L, const char *spec_text, int keras_v
     lua_pushnil(L);
     lua_pushstring(L, target ? target : "scalar");
     int status = convgen__host_call(L, "convgen.api", "prepare", 6, 1);
-    long size = -1;
+    long value = -1;
     if (status == 0 && lua_istable(L, -1)) {
-        lua_getfield(L, -1, "packed_size");
-        size = (long)lua_tointeger(L, -1);
+        lua_getfield(L, -1, field);
+        value = (long)lua_tointeger(L, -1);
         lua_pop(L, 1);
     }
     lua_pop(L, 1);
-    return size;
+    return value;
 }
 
 char *harness_tempdir(void)

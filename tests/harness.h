@@ -21,9 +21,13 @@ char *harness_generate(struct lua_State *L, const char *spec_text, const char *l
                        const char *weights_dir, const char *unroll, int keras_version, const char *target,
                        char **err);
 
-/* Floats the generated <name>_pack writes for this spec with weights at run
- * time (0 when the layer reads no packed weights); -1 if the spec is refused. */
-long harness_packed_size(struct lua_State *L, const char *spec_text, int keras_version, const char *target);
+/* A number the run-time library reads from the generator's plan for this
+ * spec (convgen.api.prepare): "packed_size", the floats the generated
+ * <name>_pack writes (0 when the layer reads no packed weights), or
+ * "rows_per_item", what the <name>_rows entry point counts per batch item
+ * (default unrolling); -1 if the spec is refused. */
+long harness_plan_value(struct lua_State *L, const char *spec_text, int keras_version, const char *target,
+                        const char *field);
 
 /* A fresh directory under $TMPDIR (or /tmp); harness_remove_tree deletes it. */
 char *harness_tempdir(void);

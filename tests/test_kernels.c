@@ -43,6 +43,7 @@ typedef struct {
                                "hybrid" (built by tcc only, against the runtime's microkernels) */
     char *source;
     long packed_size;       /* floats of packed weights (weights at run time, SIMD strips) */
+    long rows_per_item;     /* what the _rows entry point counts per item: rows, or a 1D row's segments */
     const char *reaches;    /* text the source must hold: the case reaches the code path it is for */
     float *weights[4];
     int nweights;
@@ -617,6 +618,31 @@ static void build_matrix(void)
         if (wino[i].avx2)
             add_reaching_case("avx2_wino", l, 1 + i % 2, "avx2", (wino[i].baked & 2) != 0, wino[i].avx2);
     }
+    /* Layers of one output row: their _rows entry point splits the row into
+     * segments (the first takes the left border columns, the last the right
+     * ones and the narrower strips). Every kind and path of a row on each
+     * target: dense strips, a flat pointwise layer, depthwise row
+     * microkernels (dwn, dwm), fused and chunked separable rows, strides,
+     * dilation, channels_first, and a 2D layer whose output is one row (not
+     * a Winograd one: that plane splits by rows). */
+    static const char *const SEGMENTS = "Segments [first, first + count)";
+    static const ref_layer one_row[] = {
+        {REF_CONV, 1, 0, 1, 100, 8, 1, 5, 1, 1, 1, 1, "same", 16, 1, 1, 1, "relu", 3},
+        {REF_CONV, 1, 0, 1, 90, 16, 1, 1, 1, 1, 1, 1, "valid", 24, 1, 1, 1, "relu6", 3},
+        {REF_CONV, 1, 0, 1, 200, 3, 1, 3, 1, 3, 1, 1, "valid", 5, 1, 1, 0, "linear", 3},
+        {REF_CONV, 1, 1, 1, 70, 4, 1, 3, 1, 1, 1, 2, "same", 6, 1, 1, 1, "tanh", 3},
+        {REF_DEPTHWISE, 1, 0, 1, 120, 16, 1, 3, 1, 1, 1, 1, "same", 0, 1, 1, 1, "relu", 3},
+        {REF_DEPTHWISE, 1, 0, 1, 150, 24, 1, 3, 1, 2, 1, 1, "valid", 0, 1, 2, 1, "relu", 3},
+        {REF_SEPARABLE, 1, 0, 1, 200, 32, 1, 3, 1, 1, 1, 8, "causal", 32, 1, 1, 1, "relu", 3},
+        {REF_SEPARABLE, 1, 0, 1, 100, 12, 1, 5, 1, 1, 1, 1, "same", 20, 1, 2, 1, "sigmoid", 3},
+        {REF_CONV, 2, 0, 3, 100, 8, 3, 5, 1, 1, 1, 1, "valid", 16, 1, 1, 1, "relu", 3},
+    };
+    static const char *const targets[] = {"scalar", "avx2", "hybrid"};
+    for (int i = 0; i < (int)(sizeof one_row / sizeof one_row[0]); i++) {
+        for (int t = 0; t < 3; t++)
+            add_reaching_case("segments", one_row[i], 1 + (i + t) % 2 + (t == 2), targets[t], (i + t) % 3 == 0,
+                              SEGMENTS);
+    }
     /* tf.keras's hard_sigmoid. */
     ref_layer k2 = {REF_CONV, 2, 0, 5, 5, 3, 3, 3, 1, 1, 1, 1, "same", 4, 1, 1, 1, "hard_sigmoid", 2};
     add_case("keras2", k2, 1);
@@ -689,7 +715,10 @@ static int setup(void **state)
             fprintf(stderr, "%s: generation failed:\n%s\nspec: %s\n", c->name, err, spec);
             return -1;
         }
-        c->packed_size = c->baked ? 0 : harness_packed_size(L, spec, c->layer.keras_version, c->target);
+        c->packed_size = c->baked ? 0 : harness_plan_value(L, spec, c->layer.keras_version, c->target, "packed_size");
+        c->rows_per_item = strcmp(c->unroll, "full") == 0
+                               ? 1
+                               : harness_plan_value(L, spec, c->layer.keras_version, c->target, "rows_per_item");
         if (strcmp(c->target, "hybrid") == 0)
             harness_append(&combined_hybrid, c->source);
         else
@@ -811,9 +840,7 @@ static void run_and_compare(const kernel_case *c, void *fn_address, void *rows_a
     guarded_free(&g);
 
     /* The row entry point, in three uneven ranges as threads would run them. */
-    int oh, ow, oc;
-    ref_output_shape(&c->layer, &oh, &ow, &oc);
-    int rows = c->batch * (strcmp(c->unroll, "full") == 0 ? 1 : oh);
+    int rows = c->batch * (int)c->rows_per_item;
     int cut1 = rows / 3, cut2 = rows - rows / 4;
     int first[3] = {0, cut1, cut2}, count[3] = {cut1, cut2 - cut1, rows - cut2};
     guarded_setup(&g, c, pack_address, input, in_n, out_n, 0);

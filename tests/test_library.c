@@ -485,6 +485,85 @@ static void test_cache_packed_weights(void **state)
     }
 }
 
+/* A layer of one output row (here 1D layers) splits that row into segments
+ * for the pool: a separable layer (causal, dilated: the fused row) and a
+ * Conv1D (border columns on both sides), both backends, pools of 1 to 4
+ * threads, batches of 1 to 3. Every output is written, as the reference
+ * computes it, and exactly as one call of the whole layer writes it: a
+ * segment starts where a strip of the whole row would. */
+static void test_pool_one_row(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *text;
+        ref_layer layer;
+    } layers[] = {
+        {"{\"class_name\": \"SeparableConv1D\", \"config\": {\"filters\": 32, \"kernel_size\": 3, "
+         "\"dilation_rate\": 8, \"padding\": \"causal\", \"activation\": \"relu\"}, "
+         "\"build_config\": {\"input_shape\": [null, 300, 32]}}",
+         {REF_SEPARABLE, 1, 0, 1, 300, 32, 1, 3, 1, 1, 1, 8, "causal", 32, 1, 1, 1, "relu", 3}},
+        {"{\"class_name\": \"Conv1D\", \"config\": {\"filters\": 32, \"kernel_size\": 5, "
+         "\"padding\": \"same\", \"activation\": \"relu6\"}, \"build_config\": {\"input_shape\": [null, 257, 16]}}",
+         {REF_CONV, 1, 0, 1, 257, 16, 1, 5, 1, 1, 1, 1, "same", 32, 1, 1, 1, "relu6", 3}},
+    };
+    for (int s = 0; s < 2; s++) {
+        const ref_layer *l = &layers[s].layer;
+        const int nw = ref_weight_count(l);
+        float *w[3];
+        unsigned long long seed = 5151 + s;
+        for (int i = 0; i < nw; i++) {
+            long n = ref_weight_size(l, i);
+            w[i] = malloc((size_t)n * sizeof(float));
+            harness_fill(w[i], n, &seed, -0.5f, 0.5f);
+        }
+        int oh, ow, oc;
+        ref_output_shape(l, &oh, &ow, &oc);
+        const long item_in = (long)l->in_w * l->in_c, item_out = (long)ow * oc;
+        float *in = malloc((size_t)(3 * item_in) * sizeof(float)), *want = malloc((size_t)(3 * item_out) * sizeof(float));
+        float *got = malloc((size_t)(3 * item_out) * sizeof(float)), *whole = malloc((size_t)(3 * item_out) * sizeof(float));
+        harness_fill(in, 3 * item_in, &seed, -1.0f, 1.0f);
+        ref_forward(l, 3, in, (const float *const *)w, want);
+        convgen_context *ctx;
+        convgen_context_create(&ctx);
+        for (int b = 0; b < 2; b++) {
+            convgen_spec spec = CONVGEN_SPEC_INIT;
+            spec.text = layers[s].text;
+            spec.weights = (const float *const *)w;
+            spec.num_weights = nw;
+            spec.backend = b ? CONVGEN_BACKEND_CC : CONVGEN_BACKEND_TCC;
+            convgen_kernel *k;
+            char msg[1024];
+            if (convgen_compile(ctx, &spec, &k, msg, sizeof msg) != CONVGEN_OK)
+                fail_msg("%s", msg);
+            assert_true(convgen_kernel_rows_per_item(k) >= 8); /* segments of the one row */
+            assert_int_equal(convgen_kernel_run(k, in, whole, 3), CONVGEN_OK);
+            for (int threads = 1; threads <= 4; threads++) {
+                convgen_pool *pool;
+                assert_int_equal(convgen_pool_create(threads, &pool), CONVGEN_OK);
+                for (int batch = 1; batch <= 3; batch++) {
+                    for (long i = 0; i < 3 * item_out; i++)
+                        got[i] = NAN;
+                    assert_int_equal(convgen_kernel_run_pool(k, pool, in, got, batch), CONVGEN_OK);
+                    long bad = harness_mismatch(got, want, batch * item_out, 1e-4, 1e-5);
+                    if (bad >= 0)
+                        fail_msg("layer %d: backend %d, %d threads, batch %d: output[%ld] = %g, want %g", s, b,
+                                 threads, batch, bad, (double)got[bad], (double)want[bad]);
+                    assert_memory_equal(got, whole, (size_t)(batch * item_out) * sizeof(float));
+                }
+                convgen_pool_destroy(pool);
+            }
+            convgen_kernel_destroy(k);
+        }
+        convgen_context_destroy(ctx);
+        for (int i = 0; i < nw; i++)
+            free(w[i]);
+        free(in);
+        free(want);
+        free(got);
+        free(whole);
+    }
+}
+
 /* A Winograd layer computes its output rows in pairs (row granule 2): the
  * pool splits its rows at pair boundaries within each item. Items of an
  * odd number of rows, batches of 1 to 3, pools of 1 to 4 threads, both
@@ -625,6 +704,7 @@ int main(void)
         cmocka_unit_test(test_cache),
         cmocka_unit_test(test_cache_packed_weights),
         cmocka_unit_test(test_pool_winograd),
+        cmocka_unit_test(test_pool_one_row),
         cmocka_unit_test(test_threads),
         cmocka_unit_test(test_rows_and_pool),
     };

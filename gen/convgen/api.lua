@@ -257,7 +257,7 @@ function M.prepare(spec_text, label, input_shape_text, keras_version, weights_di
     input_size = result.plan.in_size, output_size = result.plan.out_size, weights = {},
     -- SIMD strips read a packed copy, made by the generated <name>_pack
     packed_size = result.plan.simd and result.plan.simd.packed and result.plan.simd.packed.size or 0,
-    rows_per_item = result.plan.unroll == "full" and 1 or ir.out_h, -- of the _rows entry point
+    rows_per_item = planner.rows_per_item(ir, result.plan), -- of the _rows entry point
     -- rows computed together: a Winograd layer's 2x2 output tiles
     row_granule = result.plan.simd and result.plan.simd.plane and result.plan.simd.plane.wino and 2 or 1,
   }

@@ -6,6 +6,7 @@ local weights_mod = require("convgen.weights")
 local microkernels = require("convgen.microkernels")
 local registry = require("convgen.microkernel_registry")
 local strips = require("convgen.strips")
+local planner = require("convgen.planner")
 
 local M = {}
 
@@ -577,7 +578,7 @@ function M.emit(ir, p, tensors, info)
     prototype = declare(name, main_tail, false),
     rows_signature = declare(name .. "_rows", rows_tail, true),
     rows_prototype = declare(name .. "_rows", rows_tail, false),
-    rows_per_item = p.unroll == "full" and 1 or ir.out_h,
+    rows_per_item = planner.rows_per_item(ir, p),
     name = name, NAME = name:upper(),
     header_name = (info.h_file or ""):match("[^/]*$"), standalone = info.standalone and true or false,
     -- compilers predefine __PTRDIFF_TYPE__; standalone builds include no headers

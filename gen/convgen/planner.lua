@@ -42,6 +42,9 @@ local AVX2_NARROW_MR, AVX2_NARROW_STRIDED_MR = 8, 6
 -- channels per block and output pixels per run of accumulators (2 vectors
 -- each: 14 of the 16 ymm) are the dwplane microkernels' (registry).
 local PLANE_BUFFER, PLANE_TAPS = 4096, 576
+-- A layer of one output row splits it for a thread pool (p.segments): into
+-- at most this many segments per item, of at least this many columns.
+M.MAX_SEGMENTS, M.MIN_SEGMENT = 16, 16
 
 -- Channel tiles for 8-lane vectors: 16-channel tiles, then one of 8, then
 -- a masked one for the rest.
@@ -141,6 +144,48 @@ local function borders(out, s, d, k, pad, n, lo, hi)
   for o = 0, lo - 1 do add(o) end
   for o = hi, out - 1 do add(o) end
   return list
+end
+
+-- A layer of one output row (every 1D layer) gives a thread pool nothing to
+-- split by rows: its _rows entry point takes segments of that row instead,
+-- as {width, count, base}. Segment s covers output columns [base + s *
+-- width, base + (s + 1) * width), the first from column 0 (the left border
+-- columns), the last to the row's end (the right ones, and the strips
+-- narrower than the widest). Segments start at multiples of the width the
+-- row's strips step by, so each pixel is computed by the same strip code
+-- however the row is split. nil: the layer splits by rows.
+local function segments(ir, p)
+  local simd = p.simd
+  local flat = simd and simd.flat
+  if ir.out_h ~= 1 or p.unroll == "full" or p.axis_pass then return nil end
+  if not flat and not (p.use_row_interior and #p.border_rows == 0 and p.h_lo == 0 and p.h_hi == 1) then
+    return nil
+  end
+  -- unit: what the row's strips step by; extent: the columns from base
+  -- where a segment may end (the full strips)
+  local base, unit, extent = p.w_lo, 1, p.w_hi - p.w_lo
+  if flat then
+    base, unit, extent = 0, simd.mr, ir.out_w
+  elseif simd and simd.row_microkernel and simd.chunk then
+    unit = simd.sep and simd.sep_strip or simd.chunk
+  elseif simd and (simd.row_microkernel or p.use_depthwise_pixel or simd.mid_microkernel or simd.mid_strip) then
+    unit = simd.mr
+    if not simd.row_microkernel then extent = simd.full_strips * simd.mr end
+  elseif simd then
+    local first = simd.runs[1]
+    unit, extent = first.width, first.width == simd.mr and first.count * first.width or 0
+  end
+  local width = math.max(-(-M.MIN_SEGMENT // unit), -(-extent // (M.MAX_SEGMENTS * unit))) * unit
+  local count = -(-extent // width)
+  if count < 2 then return nil end
+  return { width = width, count = count, base = base }
+end
+
+-- What the layer's _rows entry point counts per batch item: output rows,
+-- segments of the one row (p.segments), or 1 for a fully unrolled layer.
+function M.rows_per_item(ir, p)
+  if p.unroll == "full" then return 1 end
+  return p.segments and p.segments.count or ir.out_h
 end
 
 -- Plans a layer. options: target ("scalar"), unroll ("default" or "full").
@@ -303,7 +348,8 @@ function M.plan(ir, options)
         -- multiply-adds (1.11x -> 1.0x the avx2 target's time on
         -- SeparableConv1D k3 dilation 8, 32 channels). Border columns keep
         -- the chunks.
-        simd.sep = microkernels.sep(simd.fixed_taps) or false
+        simd.sep, simd.sep_strip = microkernels.sep(simd.fixed_taps)
+        simd.sep = simd.sep or false
       end
     end
     if depthwise then
@@ -495,6 +541,7 @@ function M.plan(ir, options)
   p.use_depthwise_pixel = p.simd and separable and not p.simd.mid_microkernel and not p.simd.mid_strip or false
   p.use_pixel_border = (#p.border_rows > 0 or #p.border_cols > 0 and not (p.simd and p.simd.vertical)
     or not p.unroll_taps) and not (p.simd and p.simd.checked)
+  p.segments = segments(ir, p)
   -- Whether the code reads the plain kernel too, or only its packed copy
   -- (border pixels done by scalar code read it; a separable strip's do not).
   if p.simd and p.simd.packed then
