@@ -60,14 +60,22 @@ local dims = M.dims
 
 -- Text from users (layer names, paths, command lines) made safe inside a C
 -- comment: no comment opener or terminator, no line breaks or other control characters.
+-- (Most text needs no change: looking costs a fraction of rewriting, and a
+-- library compile writes a dozen such lines.)
 function M.comment_text(s)
-  return (s:gsub("%*/", "* /"):gsub("/%*", "/ *"):gsub("%c", " "))
+  if s:find("*/", 1, true) or s:find("/*", 1, true) or s:find("%c") then
+    s = s:gsub("%*/", "* /"):gsub("/%*", "/ *"):gsub("%c", " ")
+  end
+  return s
 end
 
 -- Lines as a C comment's body: " * line", made safe, trailing spaces dropped.
 function M.comment_lines(lines)
   local out = {}
-  for i, l in ipairs(lines) do out[i] = (" * " .. M.comment_text(l)):gsub("%s+$", "") end
+  for i, l in ipairs(lines) do
+    l = " * " .. M.comment_text(l)
+    out[i] = l:find("%s$") and l:gsub("%s+$", "") or l
+  end
   return concat(out, "\n")
 end
 
@@ -660,8 +668,15 @@ function M.emit(ir, p, tensors, info)
   local c = template.render(layer_template, ctx)
   if ctx.microkernel_abi then
     local at = assert(c:find(ABI_MARK, 1, true))
-    local used = {}
-    for f in c:gmatch("convgen_uk_[%w_]+", at) do used[f] = true end
+    -- every name from the mark on (a plain search, then the name's end:
+    -- gmatch's pattern, tried at each position, took 10x the time)
+    local used, pos = {}, at
+    while true do
+      local first, last = c:find("convgen_uk_", pos, true)
+      if not first then break end
+      pos = c:match("^[%w_]*()", last + 1)
+      used[c:sub(first, pos - 1)] = true
+    end
     c = c:sub(1, at - 1) .. microkernels.abi(ctx.ptrdiff, used):gsub("\n$", "") .. c:sub(at + #ABI_MARK)
   end
   if info.standalone or in_model then return c, nil end -- built in memory: no header wanted
