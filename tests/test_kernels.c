@@ -271,13 +271,14 @@ static void build_matrix(void)
         c->unroll = full ? "full" : "default";
         c->baked = 1;
     }
-    /* The avx2 target: every dense, separable and depthwise (dm 1) channels_last case again, plus
-     * wide layers whose strips, 16-channel tiles, 8-channel tile and masked
-     * rest all occur. */
+    /* The avx2 target: every dense, separable and depthwise (depth multiplier
+     * 1, 2, 4 or 8) channels_last case again, plus wide layers whose strips,
+     * 16-channel tiles, 8-channel tile and masked rest all occur. */
     int scalar_cases = ncases;
     for (int i = 0; i < scalar_cases; i++) {
         const kernel_case *c = &cases[i];
-        if ((c->layer.kind == REF_DEPTHWISE && c->layer.depth_multiplier != 1) || c->layer.channels_first ||
+        const int dm = c->layer.depth_multiplier;
+        if ((c->layer.kind == REF_DEPTHWISE && dm != 1 && dm != 2 && dm != 4 && dm != 8) || c->layer.channels_first ||
             c->layer.groups != 1 || strcmp(c->unroll, "default") != 0)
             continue;
         kernel_case *a = add_case("avx2", c->layer, c->batch);
@@ -418,6 +419,24 @@ static void build_matrix(void)
         kernel_case *a = add_case("avx2_depthwise", dw, 1 + i % 2);
         a->target = "avx2";
         a->baked = i % 2;
+    }
+    /* Depthwise layers with a multiplier dividing 8: a vector's input
+     * channels loaded once and spread over its lanes. Narrow and wide (16-
+     * channel tiles, strips down the columns), masked last tiles (10 and 12
+     * output channels), strides, dilation, 1D, an activation without a
+     * vector form. */
+    static const int spread[][8] = {
+        /* h, w, in_c, dm, stride, dilation, rank, batch */
+        {9, 13, 16, 2, 1, 1, 2, 1}, {7, 10, 5, 2, 1, 1, 2, 2}, {8, 9, 3, 4, 2, 1, 2, 1},
+        {9, 11, 2, 8, 1, 2, 2, 2}, {7, 12, 136, 2, 1, 1, 2, 1}, {1, 40, 6, 4, 1, 3, 1, 2}};
+    for (int i = 0; i < 6; i++) {
+        const int *g = spread[i];
+        ref_layer dw = {.kind = REF_DEPTHWISE, .rank = g[6], .in_h = g[0], .in_w = g[1], .in_c = g[2],
+                        .k_h = g[6] == 1 ? 1 : 3, .k_w = 3, .s_h = g[6] == 1 ? 1 : g[4], .s_w = g[4],
+                        .d_h = g[6] == 1 ? 1 : g[5], .d_w = g[5], .padding = i == 5 ? "causal" : i == 2 ? "valid" : "same",
+                        .filters = 0, .groups = 1, .depth_multiplier = g[3], .use_bias = i != 3,
+                        .activation = i == 4 ? "sigmoid" : i == 1 ? "relu6" : "relu", .keras_version = 3};
+        add_reaching_case("avx2_depthwise_multiplier", dw, g[7], "avx2", i % 2, "output channel o reads input channel o /");
     }
     /* Large weights and channel tails. */
     for (int i = 0; i < 2; i++) {

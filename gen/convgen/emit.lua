@@ -276,6 +276,7 @@ local function strip_functions(ir, p, ctx, entry, act)
       pixel_stride = simd.pixel_stride, out_pixel_stride = simd.out_pixel_stride, blocks = simd.blocks,
       use_bias = ir.use_bias, act = act, params = params, vector_act = vector_act, checked = checked,
       in_stride_h = p.in_stride.h, pixel_in_stride = p.in_stride.w, d_h = ir.d_h, d_w = ir.d_w, k_w = ir.k_w,
+      dm = ir.depth_multiplier,
     })
   end
   if simd.plane and simd.plane.same and p.target ~= "hybrid" then -- the whole layer, the dwsame code
@@ -314,6 +315,7 @@ local function strip_functions(ir, p, ctx, entry, act)
         vector_act = function(var) return var end, checked = checked or false,
         cname = vertical and "vdwcstrip" or "dwcstrip",
         in_stride_h = p.in_stride.h, pixel_in_stride = p.in_stride.w, d_h = ir.d_h, d_w = ir.d_w, k_w = ir.k_w,
+        dm = 1, -- (a separable layer takes this path with one multiplier only)
       })
     end
     for _, mr in ipairs(simd.rest > 0 and { simd.mr, simd.rest } or { simd.mr }) do out[#out + 1] = mid_strip(mr) end
@@ -390,6 +392,7 @@ local function strip_functions(ir, p, ctx, entry, act)
       pixel_stride = ir.s_h * p.in_stride.h, out_pixel_stride = p.out_stride.h, blocks = simd.blocks,
       use_bias = ir.use_bias, act = act, params = params, vector_act = vector_act, checked = true,
       in_stride_h = p.in_stride.h, pixel_in_stride = p.in_stride.w, d_h = ir.d_h, d_w = ir.d_w, k_w = ir.k_w,
+      dm = ir.depth_multiplier,
     })
   end
   for _, mr in ipairs(simd.kind == "dense" and simd.vstrips or {}) do -- border columns: pixels down a column
