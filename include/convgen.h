@@ -139,9 +139,9 @@ int convgen_kernel_input_shape(const convgen_kernel *kernel, long *dims, int max
 int convgen_kernel_output_shape(const convgen_kernel *kernel, long *dims, int max_dims);
 
 /* Rows of one batch item (see convgen_kernel_run_rows): its output rows; for
- * a layer of one output row (every 1D layer), segments of that row instead,
- * up to 16 of at least 16 output columns each, so that a pool splits 1D
- * layers too. */
+ * a layer of one output row (every 1D layer), segments of that row instead
+ * (up to 16; all but the last of at least 16 output columns), so that a
+ * pool splits 1D layers too. */
 size_t convgen_kernel_rows_per_item(const convgen_kernel *kernel);
 
 /* How many rows the kernel computes together within an item: 2 for a
