@@ -42,6 +42,15 @@ local function first_tap(ir, p, ih0, iw0, kh0, kh1, kw0, kw1)
   return format("%s\n        ? %s : in", concat(tests, " && "), x)
 end
 
+-- Text without its last newline, and with `first` its first one too (a
+-- pattern such as "\n$" is tried at every position: 0.04 ms on a 5 KB
+-- function, for each of a layer's rendered pieces).
+local function chomp(text, first)
+  if first and text:byte(1) == 10 then text = text:sub(2) end
+  if text:byte(-1) == 10 then text = text:sub(1, -2) end
+  return text
+end
+
 -- Indents every non-empty line of text by `prefix`.
 local function indent(text, prefix)
   return (text:gsub("([^\n]*)\n", function(line)
@@ -280,28 +289,28 @@ local function strip_functions(ir, p, ctx, entry, act)
     })
   end
   if simd.plane and simd.plane.same and p.target ~= "hybrid" then -- the whole layer, the dwsame code
-    return (template.render("templates/microkernel_dwsame.c.in", {
+    return chomp(template.render("templates/microkernel_dwsame.c.in", {
       name = ctx.name .. "__same", isa = registry.isas[1], ptrdiff = "int", kind = { strip = simd.plane.strip },
       same = { c = ir.in_c, k_h = ir.k_h, k_w = ir.k_w },
       layer = { h = ir.in_h, w = ir.in_w, kernel = simd.packed.name, use_bias = ir.use_bias, vector_act = vector_act,
                 act = act, params = params, args = ctx.rargs, plane = ctx.name .. "__plane" },
-    }):gsub("^\n", ""):gsub("\n$", ""))
+    }), true)
   end
   if simd.plane and simd.plane.wino and p.target ~= "hybrid" then -- the whole layer, by Winograd
-    return (template.render("templates/microkernel_wino.c.in", {
+    return chomp(template.render("templates/microkernel_wino.c.in", {
       name = ctx.name .. "__wino", isa = registry.isas[1], ptrdiff = ctx.ptrdiff,
       kind = { winograd = { tile = simd.plane.tile } },
       layer = { ci = ir.in_c, co = ir.out_c, h = ir.in_h, w = ir.in_w, pad = ir.pad_top, kernel = simd.packed.name,
                 use_bias = ir.use_bias, vector_act = vector_act, act = act, params = params,
                 plane = ctx.name .. "__plane" },
-    }):gsub("^\n", ""):gsub("\n$", ""))
+    }), true)
   end
   if simd.plane and p.target ~= "hybrid" then -- the whole layer, a block of channels at a time
-    return (template.render("templates/plane_depthwise.c.in", {
+    return chomp(template.render("templates/plane_depthwise.c.in", {
       isa = false, name = ctx.name, plane = ir, taps = simd.taps, kernel = simd.packed.name,
       block = simd.plane.block, segment = simd.plane.segment, use_bias = ir.use_bias, vector_act = vector_act,
       act = act, params = params,
-    }):gsub("^\n", ""):gsub("\n$", ""))
+    }), true)
   end
   if simd.mid_strip then -- a separable strip's depthwise step, into its stack tile
     -- vertical: checked, pixels down a column (a row apart in the input)
@@ -355,7 +364,7 @@ local function strip_functions(ir, p, ctx, entry, act)
         "}",
       }, "\n") .. "\n"
     end
-    return (concat(out, "\n"):gsub("\n$", ""))
+    return chomp(concat(out, "\n"))
   end
   for _, mr in ipairs(widths) do
     if simd.kind == "depthwise" then
@@ -366,19 +375,19 @@ local function strip_functions(ir, p, ctx, entry, act)
     end
   end
   for _, mr in ipairs(simd.mid_strip and simd.cstrips or {}) do -- a separable layer's border strips
-    out[#out + 1] = template.render("templates/strip_separable_checked.c.in", {
+    out[#out + 1] = chomp(template.render("templates/strip_separable_checked.c.in", {
       name = ctx.name, mr = mr, mid_size = p.mid_size, rparams = ctx.rparams, kernel = simd.packed.name,
       use_bias = ir.use_bias, vertical = false,
-    }):gsub("\n$", "")
+    }))
   end
   for _, mr in ipairs(simd.mid_strip and simd.vstrips or {}) do -- a separable layer's border columns
     local c = strip_context(ir, p, ctx, mr, false)
     c.sname, c.out_pixel_stride = "vstrip", p.out_stride.h
     out[#out + 1] = template.render("templates/strip_conv_avx2.c.in", c)
-    out[#out + 1] = template.render("templates/strip_separable_checked.c.in", {
+    out[#out + 1] = chomp(template.render("templates/strip_separable_checked.c.in", {
       name = ctx.name, mr = mr, mid_size = p.mid_size, rparams = ctx.rparams, kernel = simd.packed.name,
       use_bias = ir.use_bias, vertical = true,
-    }):gsub("\n$", "")
+    }))
   end
   for _, mr in ipairs(simd.mid_strip and {} or simd.cstrips) do -- border pixels, taps clipped at run time
     out[#out + 1] = simd.kind == "depthwise" and depthwise_strip(mr, true)
@@ -400,7 +409,7 @@ local function strip_functions(ir, p, ctx, entry, act)
     c.cname, c.pixel_stride, c.out_pixel_stride = "vcstrip", ir.s_h * p.in_stride.h, p.out_stride.h
     out[#out + 1] = template.render("templates/strip_conv_avx2.c.in", c)
   end
-  return (concat(out, "\n"):gsub("\n$", ""))
+  return chomp(concat(out, "\n"))
 end
 
 -- The border columns of a plan with vertical strips (planner: simd.vertical):
@@ -544,10 +553,10 @@ packed_weights = function(ir, p, tensors, at_runtime, ctx)
     -- (A layer of the avx2 target cannot call the runtime's transform: it gets its own.)
     local transform = packed.wino and p.target ~= "hybrid" and template.render("templates/microkernel_wino_pack.c.in",
       { name = ctx.name .. "__wino_pack", storage = "static ", ptrdiff = ctx.ptrdiff, compare = false })
-    ctx.pack_function = template.render("templates/pack.c.in", {
+    ctx.pack_function = chomp(template.render("templates/pack.c.in", {
       name = ctx.name, NAME = ctx.NAME, packed = packed, source_index = source_index - 1, blocks = p.simd.blocks,
       ptrdiff = ctx.ptrdiff, hybrid = p.target == "hybrid", transform = transform or false,
-    }):gsub("\n$", "")
+    }))
   else
     ctx.wlocals[#ctx.wlocals + 1] = format("const float *restrict %s = %s__%s;", packed.name, ctx.name, packed.name)
     local spec = {}
@@ -645,7 +654,7 @@ function M.emit(ir, p, tensors, info)
     ctx.mid_chunks = chunks
   end
   if p.axis_pass then
-    ctx.axis_pass_function = template.render("templates/axis_pass.c.in", ctx):gsub("\n$", "")
+    ctx.axis_pass_function = chomp(template.render("templates/axis_pass.c.in", ctx))
   end
   packed_weights(ir, p, tensors, at_runtime, ctx)
   local layer_template = "templates/layer.c.in"
@@ -680,7 +689,7 @@ function M.emit(ir, p, tensors, info)
       pos = c:match("^[%w_]*()", last + 1)
       used[c:sub(first, pos - 1)] = true
     end
-    c = c:sub(1, at - 1) .. microkernels.abi(ctx.ptrdiff, used):gsub("\n$", "") .. c:sub(at + #ABI_MARK)
+    c = c:sub(1, at - 1) .. chomp(microkernels.abi(ctx.ptrdiff, used)) .. c:sub(at + #ABI_MARK)
   end
   if info.standalone or in_model then return c, nil end -- built in memory: no header wanted
   ctx.provenance = provenance(ir, info, info.h_file:match("[^/]*$"))
