@@ -485,6 +485,31 @@ static void test_cache_packed_weights(void **state)
     }
 }
 
+/* Runs k on pools of 1 to 4 threads and batches of 1 to 3 items (item_out
+ * output floats each, got room for 3) into an output filled with NaN
+ * first: every output as want holds it and, when whole is given, exactly
+ * as whole (one call of the whole layer) holds it. label names the case. */
+static void check_pools(const convgen_kernel *k, const float *in, const float *want, const float *whole,
+                        long item_out, float *got, const char *label)
+{
+    for (int threads = 1; threads <= 4; threads++) {
+        convgen_pool *pool;
+        assert_int_equal(convgen_pool_create(threads, &pool), CONVGEN_OK);
+        for (int batch = 1; batch <= 3; batch++) {
+            for (long i = 0; i < 3 * item_out; i++)
+                got[i] = NAN;
+            assert_int_equal(convgen_kernel_run_pool(k, pool, in, got, batch), CONVGEN_OK);
+            long bad = harness_mismatch(got, want, batch * item_out, 1e-4, 1e-5);
+            if (bad >= 0)
+                fail_msg("%s: %d threads, batch %d: output[%ld] = %g, want %g", label, threads, batch, bad,
+                         (double)got[bad], (double)want[bad]);
+            if (whole)
+                assert_memory_equal(got, whole, (size_t)(batch * item_out) * sizeof(float));
+        }
+        convgen_pool_destroy(pool);
+    }
+}
+
 /* A layer of one output row (here 1D layers) splits that row into segments
  * for the pool: a separable layer (causal, dilated: the fused row) and a
  * Conv1D (border columns on both sides), both backends, pools of 1 to 4
@@ -537,21 +562,9 @@ static void test_pool_one_row(void **state)
                 fail_msg("%s", msg);
             assert_true(convgen_kernel_rows_per_item(k) >= 8); /* segments of the one row */
             assert_int_equal(convgen_kernel_run(k, in, whole, 3), CONVGEN_OK);
-            for (int threads = 1; threads <= 4; threads++) {
-                convgen_pool *pool;
-                assert_int_equal(convgen_pool_create(threads, &pool), CONVGEN_OK);
-                for (int batch = 1; batch <= 3; batch++) {
-                    for (long i = 0; i < 3 * item_out; i++)
-                        got[i] = NAN;
-                    assert_int_equal(convgen_kernel_run_pool(k, pool, in, got, batch), CONVGEN_OK);
-                    long bad = harness_mismatch(got, want, batch * item_out, 1e-4, 1e-5);
-                    if (bad >= 0)
-                        fail_msg("layer %d: backend %d, %d threads, batch %d: output[%ld] = %g, want %g", s, b,
-                                 threads, batch, bad, (double)got[bad], (double)want[bad]);
-                    assert_memory_equal(got, whole, (size_t)(batch * item_out) * sizeof(float));
-                }
-                convgen_pool_destroy(pool);
-            }
+            char label[64];
+            snprintf(label, sizeof label, "layer %d, backend %d", s, b);
+            check_pools(k, in, want, whole, item_out, got, label);
             convgen_kernel_destroy(k);
         }
         convgen_context_destroy(ctx);
@@ -612,20 +625,9 @@ static void test_pool_winograd(void **state)
             assert_int_equal(convgen_compile(ctx, &spec, &again, msg, sizeof msg), CONVGEN_OK);
             assert_ptr_equal(again, k);
             convgen_kernel_destroy(again);
-            for (int threads = 1; threads <= 4; threads++) {
-                convgen_pool *pool;
-                assert_int_equal(convgen_pool_create(threads, &pool), CONVGEN_OK);
-                for (int batch = 1; batch <= 3; batch++) {
-                    for (long i = 0; i < 3 * item_out; i++)
-                        got[i] = NAN;
-                    assert_int_equal(convgen_kernel_run_pool(k, pool, in, got, batch), CONVGEN_OK);
-                    long bad = harness_mismatch(got, want, batch * item_out, 1e-4, 1e-5);
-                    if (bad >= 0)
-                        fail_msg("%dx%dx%d: backend %d, %d threads, batch %d: output[%ld] = %g, want %g", H, W, C, b,
-                                 threads, batch, bad, (double)got[bad], (double)want[bad]);
-                }
-                convgen_pool_destroy(pool);
-            }
+            char label[64];
+            snprintf(label, sizeof label, "%dx%dx%d, backend %d", H, W, C, b);
+            check_pools(k, in, want, NULL, item_out, got, label);
             convgen_kernel_destroy(k);
         }
         convgen_context_destroy(ctx);
